@@ -1,0 +1,3 @@
+from amcprune.cli.main import entry
+
+entry()

@@ -1,0 +1,1 @@
+"""The ``amcprune`` command line: a thin wrapper over the Python API, one module per stage."""

@@ -1,0 +1,7 @@
+"""CLI for the evaluate stage (not written yet)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this stage's commands to the root app."""

@@ -1,0 +1,71 @@
+"""Entry point: builds the Typer app from each stage's ``register`` and turns user errors into one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from amcprune import __version__
+from amcprune.errors import AmcpruneError
+
+app = typer.Typer(
+    name="amcprune",
+    help="Quantize, prune and score neural networks for automatic modulation classification.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"amcprune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Quantize, prune and score neural networks for automatic modulation classification."""
+
+
+def _register_stages() -> None:
+    # Imported here so that `amcprune --version` stays fast and each stage owns its own module.
+    from amcprune.cli import cost, data, demo, evaluate, export, prune, report, sweep, train
+
+    for module in (data, train, evaluate, prune, export, cost, report, sweep, demo):
+        module.register(app)
+
+
+_register_stages()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print ``error: ...`` on stderr and return 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except AmcpruneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return 2
+        raise
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

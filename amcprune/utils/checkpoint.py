@@ -1,0 +1,117 @@
+"""The one checkpoint format every stage reads and writes.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts so that it loads with
+``torch.load(weights_only=True)``: nothing in it can run code. Its keys:
+
+- ``format``: ``CHECKPOINT_FORMAT``
+- ``spec``: the model spec as a plain dict (``ModelSpec.model_dump()``), enough to rebuild the model
+- ``model``: the state dict with pruning masks *burned in* (plain ``weight`` keys, zeros where pruned),
+  so it loads into a freshly built model and into tools that know nothing of masks
+- ``masks``: ``{"<module>.<param>": bool tensor}`` for parameters that carry a live pruning mask,
+  re-applied with ``torch.nn.utils.prune.custom_from_mask`` on load so that pruned weights stay zero
+- any stage-specific extras (optimizer, scheduler, RNG states, epoch, data fingerprint, metrics, ...)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from amcprune.errors import AmcpruneError
+from amcprune.utils.atomic import atomic_path
+
+CHECKPOINT_FORMAT = "amcprune-checkpoint/1"
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write ``payload`` atomically (temporary file, fsync, rename)."""
+    payload = {"format": CHECKPOINT_FORMAT, **payload}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint or bare state dict with ``weights_only=True``, turning failures into one line."""
+    path = Path(path)
+    if not path.exists():
+        raise AmcpruneError(f"{path}: no such file")
+    if path.is_dir():
+        raise AmcpruneError(f"{path}: is a directory, expected a checkpoint file")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AmcpruneError(
+            f"{path}: refused to load: it holds Python objects that weights_only loading does not allow "
+            f"(a checkpoint must hold only tensors and plain containers; this one may run code): {first}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AmcpruneError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
+    if not isinstance(obj, dict):
+        raise AmcpruneError(f"{path}: expected a checkpoint dict or a state dict, found {type(obj).__name__}")
+    return obj
+
+
+def is_amcprune_checkpoint(obj: dict) -> bool:
+    return obj.get("format") == CHECKPOINT_FORMAT
+
+
+def split_masks(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Turn a state dict with live ``*_orig``/``*_mask`` pairs into (burned state dict, masks)."""
+    burned: dict[str, torch.Tensor] = {}
+    masks: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.endswith("_mask") and key[: -len("_mask")] + "_orig" in state:
+            continue
+        if key.endswith("_orig") and key[: -len("_orig")] + "_mask" in state:
+            name = key[: -len("_orig")]
+            mask = state[name + "_mask"]
+            burned[name] = (value * mask).detach().clone()
+            masks[name] = mask.detach().bool().clone()
+        else:
+            burned[key] = value.detach().clone() if isinstance(value, torch.Tensor) else value
+    return burned, masks
+
+
+def model_state(model: nn.Module) -> dict[str, Any]:
+    """The ``model`` and ``masks`` entries of a checkpoint for ``model`` (masks burned in)."""
+    burned, masks = split_masks(model.state_dict())
+    return {"model": burned, "masks": masks}
+
+
+def describe_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str:
+    """Name the layers where ``state`` does not fit ``model`` (missing, unexpected, wrong shape)."""
+    expected = split_masks(model.state_dict())[0]
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
+        for k in expected
+        if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != expected[k].shape
+    ]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+        if items:
+            shown = ", ".join(items[:6]) + (f" and {len(items) - 6} more" if len(items) > 6 else "")
+            parts.append(f"{label}: {shown}")
+    return "; ".join(parts)
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None) -> None:
+    """Load a burned state dict strictly into a mask-free ``model``, then re-apply ``masks``."""
+    problem = describe_mismatch(model, state)
+    if problem:
+        raise AmcpruneError(f"checkpoint does not fit the model: {problem}")
+    model.load_state_dict(state, strict=True)
+    modules = dict(model.named_modules())
+    for name, mask in (masks or {}).items():
+        module_name, _, param = name.rpartition(".")
+        prune.custom_from_mask(modules[module_name], param, mask.to(getattr(modules[module_name], param).device))
