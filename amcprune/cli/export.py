@@ -1,7 +1,87 @@
-"""CLI for the export stage (not written yet)."""
+"""CLI for the export stage: ``amcprune export CKPT_OR_RUN --out model.onnx [--format] [--verify]``."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Optional
 
 import typer
+
+from amcprune.errors import AmcpruneError
+
+
+def verification_frames(n: int, data: Path | None = None, seed: int = 0, length: int = 1024):
+    """``n`` frames (n, 2, length): spread over the test split of ``data`` when given, else uniform in [-2, 2]."""
+    import numpy as np
+
+    if n < 1:
+        raise AmcpruneError(f"--frames must be at least 1, got {n}")
+    if data is None:
+        rng = np.random.default_rng(seed)
+        return rng.uniform(-2.0, 2.0, size=(n, 2, length)).astype(np.float32)
+    from amcprune.data.radioml import load_splits, read_frames
+
+    splits = load_splits(data)
+    test = splits.test
+    if test.size == 0:
+        raise AmcpruneError(f"{data}: the test split is empty")
+    pick = np.unique(test[np.linspace(0, test.size - 1, min(n, test.size)).round().astype(np.int64)])
+    x, _y, _snr = read_frames(data, pick, quiet=True)
+    return np.ascontiguousarray(x.transpose(0, 2, 1)).astype(np.float32)
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+
+    @app.command("export")
+    def export_cmd(
+        source: Path = typer.Argument(..., help="Run directory, amcprune checkpoint, or bare challenge state dict (with --arch)."),
+        out: Path = typer.Option(..., "--out", "-o", help="ONNX file to write (atomically)."),
+        fmt: str = typer.Option("qonnx", "--format", "-f", help="qonnx (Quant nodes, FINN / cost tool) or qcdq (onnxruntime)."),
+        verify: bool = typer.Option(False, "--verify", help="Run the export and the PyTorch model on frames and compare."),
+        frames: int = typer.Option(64, "--frames", help="Frames used by --verify."),
+        data: Optional[Path] = typer.Option(None, "--data", help="RadioML-layout HDF5: verify on its test split (else random frames in [-2, 2])."),
+        arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a bare state dict (vgg10)."),
+        bits: Optional[int] = typer.Option(None, "--bits", help="Bit width of weights, activations and input of a bare state dict."),
+        weight_bits: Optional[int] = typer.Option(None, "--weight-bits"),
+        act_bits: Optional[int] = typer.Option(None, "--act-bits"),
+        input_bits: Optional[int] = typer.Option(None, "--input-bits"),
+        filters: Optional[int] = typer.Option(None, "--filters", help="vgg10 conv filters of a bare state dict."),
+        dense: Optional[int] = typer.Option(None, "--dense", help="vgg10 dense width of a bare state dict."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    ) -> None:
+        """Export a model to QONNX or QCDQ ONNX (pruning masks burned in), optionally verifying it."""
+        warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
+        from torch import nn
+
+        from amcprune.cost.resolve import load_for_cost
+        from amcprune.export import export_model, verify_export
+        from amcprune.export.onnx_export import FORMATS, input_shape_of
+
+        if fmt not in FORMATS:
+            raise AmcpruneError(f"unknown --format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        target = load_for_cost(source, arch=arch, bits=bits, weight_bits=weight_bits, act_bits=act_bits,
+                               input_bits=input_bits, filters=filters, dense=dense)
+        if not isinstance(target, nn.Module):
+            raise AmcpruneError(f"{source}: is already an ONNX file; export needs a checkpoint or a run directory")
+        export_model(target, out, fmt)
+        record = {"out": str(out), "format": fmt}
+        if verify:
+            x = verification_frames(frames, data, length=input_shape_of(target)[-1])
+            res = verify_export(target, out, x, fmt=fmt, raise_on_failure=False)
+            record.update(res.to_dict())
+        if as_json:
+            typer.echo(json.dumps(record, sort_keys=True))
+        else:
+            typer.echo(f"wrote {out} ({fmt})")
+            if verify:
+                typer.echo(f"verified on {record['n']} frames ({'test split of ' + str(data) if data else 'random frames in [-2, 2]'}): "
+                           f"max abs diff {record['max_abs_diff']:.3g} (tolerance {record['tolerance']:.3g}), "
+                           f"argmax agreement {record['argmax_agreement']:.4f}")
+        if verify and not record["passed"]:
+            raise AmcpruneError(
+                f"{out}: the {fmt} export disagrees with the PyTorch model: max abs diff {record['max_abs_diff']:.4g} "
+                f"(tolerance {record['tolerance']:.4g}), argmax agreement {record['argmax_agreement']:.4f}"
+            )

@@ -57,13 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
-        raise
+    except typer.TyperException as exc:
+        # Usage errors (unknown command, bad option) from Typer's bundled Click.
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        return getattr(exc, "exit_code", 2)
     return 0
 
 

@@ -1,0 +1,97 @@
+"""``compact``: a small depthwise-separable 1D CNN in the spirit of the 2021 winner (BacalhauNet).
+
+Built from ``spec.compact_blocks()`` (default ``DEFAULT_COMPACT_BLOCKS``)::
+
+    input_quant (QuantHardTanh, fixed [-2, 2], input_bits)
+    blocks[i]:  separable:  dw  QuantConv1d(c, c, k, stride, groups=c) -> dw_bn -> dw_act (QuantReLU)
+                            pw  QuantConv1d(c, c_out, 1)              -> pw_bn -> pw_act
+                full conv:  conv QuantConv1d(c, c_out, k, stride)      -> bn    -> act (QuantReLU)
+                residual:   pw_act is a signed QuantIdentity, then add_act = QuantReLU(pw_act(..) + x)
+    pool (AdaptiveAvgPool1d(1)) -> flatten -> pool_act (QuantReLU) -> classifier QuantLinear (int32 bias)
+
+Every tensor that feeds a multiply-accumulate comes straight from a quantizer (after each BatchNorm, after
+each residual add and after pooling), so qonnx ``inference_cost`` bills no MAC at 32 bits.
+``quantized=False`` gives the same topology with torch.nn layers (quantizers become ReLU / Identity).
+"""
+
+from __future__ import annotations
+
+import brevitas.nn as qnn
+import torch
+from torch import nn
+
+from amcprune.models.quantizers import SignedActQuant
+from amcprune.models.registry import register_arch
+from amcprune.models.spec import BlockSpec, ModelSpec
+from amcprune.models.vgg10 import conv1d, input_quantizer, linear, relu
+
+
+def _signed_quant(spec: ModelSpec, bits: int) -> nn.Module:
+    if not spec.quantized:
+        return nn.Identity()
+    return qnn.QuantIdentity(act_quant=SignedActQuant, bit_width=bits)
+
+
+class CompactBlock(nn.Module):
+    def __init__(self, spec: ModelSpec, index: int, block: BlockSpec, c_in: int) -> None:
+        super().__init__()
+        self.separable = block.separable
+        self.residual = block.residual
+        c_out = block.channels
+        if block.separable:
+            dw_bits = spec.bits(f"block{index}.dw")
+            pw_bits = spec.bits(f"block{index}.pw")
+            self.dw = conv1d(spec, c_in, c_in, block.kernel, dw_bits["weight_bits"], stride=block.stride, groups=c_in)
+            self.dw_bn = nn.BatchNorm1d(c_in)
+            self.dw_act = relu(spec, dw_bits["act_bits"])
+            self.pw = conv1d(spec, c_in, c_out, 1, pw_bits["weight_bits"])
+            self.pw_bn = nn.BatchNorm1d(c_out)
+            out_bits = pw_bits["act_bits"]
+        else:
+            bits = spec.bits(f"block{index}.conv")
+            self.conv = conv1d(spec, c_in, c_out, block.kernel, bits["weight_bits"], stride=block.stride)
+            self.bn = nn.BatchNorm1d(c_out)
+            out_bits = bits["act_bits"]
+        # the quantizer after the last BatchNorm: signed when a residual sum follows (re-quantized by add_act)
+        out_act = _signed_quant(spec, out_bits) if block.residual else relu(spec, out_bits)
+        if block.separable:
+            self.pw_act = out_act
+        else:
+            self.act = out_act
+        if block.residual:
+            self.add_act = relu(spec, spec.act_bits_of(f"block{index}.add"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.separable:
+            y = self.pw_act(self.pw_bn(self.pw(self.dw_act(self.dw_bn(self.dw(x))))))
+        else:
+            y = self.act(self.bn(self.conv(x)))
+        if self.residual:
+            y = self.add_act(y + x)
+        return y
+
+
+class CompactNet(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.input_quant = input_quantizer(spec)
+        blocks = []
+        c_in = 2
+        for i, block in enumerate(spec.compact_blocks()):
+            blocks.append(CompactBlock(spec, i, block, c_in))
+            c_in = block.channels
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool1d(1)
+        self.flatten = nn.Flatten()
+        # the int32 bias quantizer needs the input scale: hand the classifier a QuantTensor
+        self.pool_act = relu(spec, spec.act_bits_of("pool"), return_quant_tensor=True)
+        self.classifier = linear(spec, c_in, spec.num_classes, spec.weight_bits_of("classifier"), bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.input_quant(x))
+        return self.classifier(self.pool_act(self.flatten(self.pool(x))))
+
+
+@register_arch("compact")
+def build_compact(spec: ModelSpec) -> CompactNet:
+    return CompactNet(spec)

@@ -1,0 +1,252 @@
+"""``ModelSpec``: everything needed to rebuild a model (stored in checkpoints as a plain dict).
+
+Layer names used by ``layer_bits`` (per-layer overrides of ``weight_bits`` / ``act_bits``):
+
+vgg10
+    ``conv0`` .. ``conv6``: the seven convolutions; ``weight_bits`` is the conv's weight width,
+    ``act_bits`` the width of the QuantReLU that follows it (the input of the next layer).
+    ``dense0``, ``dense1``: the two hidden QuantLinear layers (``weight_bits``, ``act_bits`` as above).
+    ``dense2``: the classifier (``weight_bits`` only; its output is not quantized, its bias is int32).
+    The input quantizer's width is ``input_bits``.
+
+compact (``i`` is the index in ``blocks``)
+    ``block{i}.conv``: the full convolution of a block with ``separable: false``;
+    ``block{i}.dw`` / ``block{i}.pw``: the depthwise and pointwise convolutions of a separable block;
+    ``weight_bits`` is the conv's weight width, ``act_bits`` the width of the quantizer after its BatchNorm.
+    ``block{i}.add``: ``act_bits`` of the QuantReLU that re-quantizes the sum of a residual block.
+    ``pool``: ``act_bits`` of the quantizer after global average pooling (the classifier's input).
+    ``classifier``: ``weight_bits`` of the final QuantLinear (bias int32, output not quantized).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from amcprune.errors import AmcpruneError
+
+VGG10_CONV_LAYERS = 7
+VGG10_DENSE_LAYERS = 2
+BIT_KEYS = ("weight_bits", "act_bits")
+MAX_BITS = 32
+
+
+class BlockSpec(BaseModel):
+    """One block of the ``compact`` architecture."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: int = Field(ge=1, description="output channels of the block")
+    kernel: int = Field(default=3, ge=1, description="kernel size (odd, 'same' padding)")
+    stride: int = Field(default=1, ge=1, description="stride of the (depthwise) convolution")
+    separable: bool = Field(default=True, description="depthwise + pointwise (true) or one full conv (false)")
+    residual: bool = Field(default=False, description="add the block input (needs stride 1, same channels)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "BlockSpec":
+        if self.kernel % 2 == 0:
+            raise ValueError(f"kernel must be odd ('same' padding), got {self.kernel}")
+        return self
+
+
+# Default ``compact`` configuration: a full conv stem then depthwise-separable blocks, stride-2 downsampling
+# from 1024 to 16 samples, one residual block; 21,040 weights (22,423 parameters quantized).
+DEFAULT_COMPACT_BLOCKS: list[dict[str, Any]] = [
+    {"channels": 32, "kernel": 7, "stride": 2, "separable": False},  # 1024 -> 512
+    {"channels": 32, "kernel": 5, "stride": 2},  # -> 256
+    {"channels": 48, "kernel": 5, "stride": 2},  # -> 128
+    {"channels": 64, "kernel": 5, "stride": 2},  # -> 64
+    {"channels": 64, "kernel": 3, "stride": 1, "residual": True},  # 64
+    {"channels": 64, "kernel": 3, "stride": 2},  # -> 32
+    {"channels": 64, "kernel": 3, "stride": 2},  # -> 16
+]
+
+
+class ModelSpec(BaseModel):
+    """Architecture, widths and bit widths of a model. ``model_dump(mode="json")`` round-trips."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arch: str = Field(description="registered architecture: 'vgg10' or 'compact'")
+    quantized: bool = True
+    input_bits: int = 8
+    weight_bits: int = 8
+    act_bits: int = 8
+    layer_bits: dict[str, dict[str, int]] = Field(default_factory=dict)
+    num_classes: int = Field(default=24, ge=2)
+    input_length: int = Field(default=1024, ge=1)
+    # vgg10
+    conv_filters: int | list[int] = 64
+    dense_width: int | list[int] = 128
+    # compact (None: DEFAULT_COMPACT_BLOCKS)
+    blocks: list[BlockSpec] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelSpec":
+        from amcprune.models.registry import ARCHITECTURES
+
+        if ARCHITECTURES and self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown arch {self.arch!r}; available: {', '.join(sorted(ARCHITECTURES))}")
+        for name in ("input_bits", "weight_bits", "act_bits"):
+            _check_bits(name, getattr(self, name))
+        if self.arch == "vgg10":
+            self._check_vgg10()
+        elif self.arch == "compact":
+            self._check_compact()
+        allowed = layer_bit_names(self)
+        for layer, bits in self.layer_bits.items():
+            if allowed is not None and layer not in allowed:
+                raise ValueError(
+                    f"layer_bits: unknown layer {layer!r} for {self.arch}; layers: {', '.join(allowed)}"
+                )
+            for key, value in bits.items():
+                if key not in BIT_KEYS:
+                    raise ValueError(f"layer_bits[{layer!r}]: unknown key {key!r} (use weight_bits, act_bits)")
+                if allowed is not None and key not in allowed[layer]:
+                    raise ValueError(f"layer_bits[{layer!r}]: {layer} has no {key} (only {', '.join(allowed[layer])})")
+                _check_bits(f"layer_bits[{layer!r}][{key!r}]", value, weights=key == "weight_bits")
+        return self
+
+    def _check_vgg10(self) -> None:
+        if self.blocks is not None:
+            raise ValueError("blocks is a compact setting; vgg10 uses conv_filters and dense_width")
+        _check_widths("conv_filters", self.conv_filters, VGG10_CONV_LAYERS)
+        _check_widths("dense_width", self.dense_width, VGG10_DENSE_LAYERS)
+        if self.input_length < 2**VGG10_CONV_LAYERS:
+            raise ValueError(f"vgg10 needs input_length >= {2**VGG10_CONV_LAYERS} (7 max-pools), got {self.input_length}")
+
+    def _check_compact(self) -> None:
+        blocks = self.compact_blocks()
+        if not blocks:
+            raise ValueError("compact needs at least one block")
+        c_in = 2
+        length = self.input_length
+        for i, block in enumerate(blocks):
+            if block.residual and (block.stride != 1 or block.channels != c_in):
+                raise ValueError(
+                    f"blocks[{i}]: a residual block needs stride 1 and channels equal to its input ({c_in}),"
+                    f" got stride {block.stride}, channels {block.channels}"
+                )
+            length = (length - 1) // block.stride + 1
+            c_in = block.channels
+
+    # ---- resolved views -------------------------------------------------------------------------
+    def filters_list(self) -> list[int]:
+        """vgg10: the seven conv widths."""
+        return _as_list(self.conv_filters, VGG10_CONV_LAYERS)
+
+    def dense_list(self) -> list[int]:
+        """vgg10: the two hidden dense widths."""
+        return _as_list(self.dense_width, VGG10_DENSE_LAYERS)
+
+    def compact_blocks(self) -> list[BlockSpec]:
+        """compact: the block list (the default one when ``blocks`` is None)."""
+        if self.blocks is not None:
+            return list(self.blocks)
+        return [BlockSpec.model_validate(b) for b in DEFAULT_COMPACT_BLOCKS]
+
+    def bits(self, layer: str) -> dict[str, int]:
+        """``{"weight_bits": .., "act_bits": ..}`` of ``layer`` (global values with overrides applied)."""
+        out = {"weight_bits": self.weight_bits, "act_bits": self.act_bits}
+        out.update(self.layer_bits.get(layer, {}))
+        return out
+
+    def weight_bits_of(self, layer: str) -> int:
+        return self.bits(layer)["weight_bits"]
+
+    def act_bits_of(self, layer: str) -> int:
+        return self.bits(layer)["act_bits"]
+
+
+def _check_bits(name: str, value: int, weights: bool | None = None) -> None:
+    if weights is None:
+        weights = name == "weight_bits"
+    low = 2 if weights else 1
+    if not low <= value <= MAX_BITS:
+        why = " (1-bit narrow-range signed weights have no non-zero level)" if weights and value == 1 else ""
+        raise ValueError(f"{name} must be in {low}..{MAX_BITS}, got {value}{why}")
+
+
+def _check_widths(name: str, value: int | list[int], n: int) -> None:
+    values = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and len(value) != n:
+        raise ValueError(f"{name} must be an int or a list of {n} ints, got a list of {len(value)}")
+    if any(v < 1 for v in values):
+        raise ValueError(f"{name} widths must be >= 1, got {value}")
+
+
+def _as_list(value: int | list[int], n: int) -> list[int]:
+    return list(value) if isinstance(value, list) else [value] * n
+
+
+def layer_bit_names(spec: ModelSpec) -> dict[str, tuple[str, ...]] | None:
+    """The layer names ``layer_bits`` accepts for ``spec.arch`` and the keys each takes (None: unknown arch)."""
+    both = ("weight_bits", "act_bits")
+    if spec.arch == "vgg10":
+        names = {f"conv{i}": both for i in range(VGG10_CONV_LAYERS)}
+        names.update({f"dense{i}": both for i in range(VGG10_DENSE_LAYERS)})
+        names[f"dense{VGG10_DENSE_LAYERS}"] = ("weight_bits",)
+        return names
+    if spec.arch == "compact":
+        names = {}
+        blocks = spec.blocks if spec.blocks is not None else [BlockSpec.model_validate(b) for b in DEFAULT_COMPACT_BLOCKS]
+        for i, block in enumerate(blocks):
+            if block.separable:
+                names[f"block{i}.dw"] = both
+                names[f"block{i}.pw"] = both
+            else:
+                names[f"block{i}.conv"] = both
+            if block.residual:
+                names[f"block{i}.add"] = ("act_bits",)
+        names["pool"] = ("act_bits",)
+        names["classifier"] = ("weight_bits",)
+        return names
+    return None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    msg = err.get("msg", str(exc))
+    return f"{loc}: {msg}" if loc else msg
+
+
+def validate_spec(data: dict[str, Any] | ModelSpec, source: str = "model spec") -> ModelSpec:
+    """``ModelSpec.model_validate`` with a one-line ``AmcpruneError`` on bad input."""
+    if isinstance(data, ModelSpec):
+        return data
+    if not isinstance(data, dict):
+        raise AmcpruneError(f"{source}: expected a mapping, found {type(data).__name__}")
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        raise AmcpruneError(f"{source}: invalid model spec: {_first_error(exc)}") from None
+
+
+def spec_from_yaml(path: str | os.PathLike) -> ModelSpec:
+    """Read a ``ModelSpec`` from YAML (either the spec itself or a mapping with a ``model`` section)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise AmcpruneError(f"{path}: no such file") from None
+    except (OSError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AmcpruneError(f"{path}: not a readable YAML file ({first})") from None
+    if isinstance(data, dict) and "arch" not in data and isinstance(data.get("model"), dict):
+        data = data["model"]
+    return validate_spec(data, str(path))
+
+
+def spec_to_yaml(spec: ModelSpec, path: str | os.PathLike | None = None) -> str:
+    """The YAML text of ``spec``; also written atomically to ``path`` when given."""
+    text = yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    if path is not None:
+        from amcprune.utils.atomic import write_text_atomic
+
+        write_text_atomic(path, text)
+    return text

@@ -1,0 +1,241 @@
+import importlib.util
+import shutil
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from amcprune.cli.main import main
+from amcprune.data.split import prescribed_split, split_fingerprint
+
+
+def load_layout():
+    name = "amcprune_tests_data_layout"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "data" / "layout.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+layout = load_layout()
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    return layout.write_layout(
+        tmp_path_factory.mktemp("cli") / "good.h5", n_classes=2, snrs=(0, 2, 4), frames_per_pair=20,
+        classes_attr=["BPSK", "QPSK"],
+    )
+
+
+@pytest.fixture
+def copy(good, tmp_path):
+    dst = tmp_path / "copy.h5"
+    shutil.copy(good, dst)
+    return dst
+
+
+def test_info_small(good, capsys):
+    assert main(["data", "info", str(good)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    _, test = prescribed_split(2, 3, 20)
+    assert "frames: 120" in out
+    assert "classes (2): BPSK, QPSK" in out
+    assert "SNRs: 0..4 dB step 2 (3 values)" in out
+    assert "frames per pair: 20" in out
+    assert "train frames: 108" in out
+    assert "test frames: 12" in out
+    assert f"test-split sha256: {split_fingerprint(test)}" in out
+
+
+def test_info_full_size_layout(tmp_path, capsys):
+    """The real dataset's layout (X allocated, never written): info must not read X and be fast."""
+    path = layout.full_size_layout(tmp_path / "full.h5")
+    start = time.perf_counter()
+    assert main(["data", "info", str(path)]) == 0
+    elapsed = time.perf_counter() - start
+    out = capsys.readouterr().out.splitlines()
+    assert "frames: 2555904" in out
+    assert "frames per pair: 4096" in out
+    assert "SNRs: -20..30 dB step 2 (26 values)" in out
+    assert "classes (24): OOK, 4ASK, 8ASK, BPSK, QPSK, 8PSK, 16PSK, 32PSK, 16APSK, 32APSK, 64APSK, 128APSK, " \
+           "16QAM, 32QAM, 64QAM, 128QAM, 256QAM, AM-SSB-WC, AM-SSB-SC, AM-DSB-WC, AM-DSB-SC, FM, GMSK, OQPSK" in out
+    assert "train frames: 2300064" in out
+    assert "test frames: 255840" in out
+    assert "test-split sha256: dc15c999a5f19af95014239145155eaf5a0ef50e96a62947b8887355fd107317" in out
+    assert elapsed < 20
+
+
+def test_validate_ok(good, capsys):
+    assert main(["data", "validate", str(good), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "ok  labels:" in out and out.rstrip().endswith("valid")
+    assert main(["data", "validate", str(good), "--full", "--quiet"]) == 0
+    assert "all 120 frames of X free of NaN/Inf" in capsys.readouterr().out
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _drop(path, name):
+    with h5py.File(path, "r+") as f:
+        del f[name]
+
+
+def _replace(path, name, data):
+    with h5py.File(path, "r+") as f:
+        del f[name]
+        f[name] = data
+
+
+def _set(path, name, key, value):
+    with h5py.File(path, "r+") as f:
+        f[name][key] = value
+
+
+def _not_multiple(path):
+    with h5py.File(path, "r+") as f:
+        for name in ("X", "Y", "Z"):
+            data = f[name][:-1]
+            del f[name]
+            f[name] = data
+
+
+BAD_CASES = {
+    "missing dataset": (lambda p: _drop(p, "Y"), "missing dataset 'Y'"),
+    "inconsistent shapes": (lambda p: _replace(p, "Z", np.zeros((7, 1), np.int64)), "Z has shape (7, 1), expected (120, 1)"),
+    "x frame length": (lambda p: _replace(p, "X", np.zeros((120, 128, 2), np.float32)), "frames of 128 samples, expected 1024"),
+    "y not one-hot": (lambda p: _set(p, "Y", 20, [1, 1]), "Y is not one-hot: frame 20"),
+    "n not a multiple": (_not_multiple, "119 frames is not a multiple of 2 classes x 3 SNRs = 6"),
+}
+
+
+@pytest.mark.parametrize("command", ["info", "validate"])
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_inputs(copy, capsys, command, case):
+    corrupt, message = BAD_CASES[case]
+    corrupt(copy)
+    assert main(["data", command, str(copy), *(["--quiet"] if command == "validate" else [])]) == 2
+    line = _error_line(capsys)
+    assert str(copy) in line and message in line
+
+
+def test_missing_and_not_hdf5(tmp_path, capsys):
+    assert main(["data", "info", str(tmp_path / "missing.h5")]) == 2
+    assert "missing.h5: file not found" in _error_line(capsys)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    assert main(["data", "validate", str(text)]) == 2
+    assert "notes.txt: not an HDF5 file" in _error_line(capsys)
+
+
+def test_nan_inf(copy, capsys):
+    _set(copy, "X", (7, 0, 0), np.nan)
+    _set(copy, "X", (100, 5, 1), np.inf)
+    assert main(["data", "info", str(copy)]) == 0  # info does not read X frames beyond a sample
+    capsys.readouterr()
+    assert main(["data", "validate", str(copy), "--full", "--quiet"]) == 2
+    line = _error_line(capsys)
+    assert "2 frame(s) contain NaN or Inf (frame indices: 7, 100)" in line
+
+
+def test_nan_in_sampled_frame_found_without_full(copy, capsys):
+    _set(copy, "X", (19, 0, 0), np.inf)  # last frame of the first pair block
+    assert main(["data", "validate", str(copy), "--quiet"]) == 2
+    assert "1 frame(s) contain NaN or Inf (frame indices: 19)" in _error_line(capsys)
+
+
+def test_subprocess_missing_file_exit_code(tmp_path):
+    exe = Path(sys.executable).parent / "amcprune"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "amcprune"]
+    proc = subprocess.run([*cmd, "data", "info", str(tmp_path / "missing.h5")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "missing.h5: file not found" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def _fake_synth(monkeypatch, calls):
+    """A stand-in for amcprune.data.synth with the agreed API, writing a tiny layout file."""
+    module = types.ModuleType("amcprune.data.synth")
+    module.PRESETS = {"tiny": {}, "quick": {}, "standard": {}, "full": {}}
+
+    def synth_config(preset, **overrides):
+        calls.append(("config", preset, overrides))
+        return {"preset": preset, **overrides}
+
+    def write_synthetic(config, out_path, workers=1, quiet=False):
+        calls.append(("write", config, Path(out_path), workers, quiet))
+        names = config.get("classes", ["BPSK", "QPSK"])
+        return layout.write_layout(out_path, n_classes=len(names), snrs=(0, 2), frames_per_pair=4, classes_attr=names)
+
+    module.synth_config = synth_config
+    module.write_synthetic = write_synthetic
+    monkeypatch.setitem(sys.modules, "amcprune.data.synth", module)
+    import amcprune.data
+
+    monkeypatch.setattr(amcprune.data, "synth", module, raising=False)
+
+
+def test_synth_passes_only_given_overrides(tmp_path, monkeypatch, capsys):
+    calls = []
+    _fake_synth(monkeypatch, calls)
+    out = tmp_path / "s.h5"
+    assert main(["data", "synth", "--out", str(out), "--quiet"]) == 0
+    assert calls[0] == ("config", "quick", {})
+    assert calls[1][2] == out and calls[1][3] >= 1 and calls[1][4] is True
+    calls.clear()
+    args = ["data", "synth", "--preset", "tiny", "--out", str(out), "--seed", "7", "--classes", "BPSK, QPSK,8PSK",
+            "--snr-min", "-20", "--snr-max", "4", "--snr-step", "4", "--frames-per-pair", "3", "--workers", "2"]
+    assert main(args) == 0
+    assert calls[0] == ("config", "tiny", {"seed": 7, "classes": ["BPSK", "QPSK", "8PSK"], "snr_min": -20,
+                                          "snr_max": 4, "snr_step": 4, "frames_per_pair": 3})
+    assert calls[1][3] == 2 and calls[1][4] is False
+    stdout = capsys.readouterr().out
+    assert "frames: 24" in stdout and "classes (3): BPSK, QPSK, 8PSK" in stdout
+    assert "size:" in stdout and "frames/s" in stdout
+
+
+def test_synth_bad_preset_is_usage_error(tmp_path, capsys):
+    assert main(["data", "synth", "--preset", "huge", "--out", str(tmp_path / "x.h5")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_synth_real_generator(tmp_path, capsys):
+    synth = pytest.importorskip("amcprune.data.synth")
+    if not hasattr(synth, "write_synthetic"):
+        pytest.skip("amcprune.data.synth is not written yet")
+    out = tmp_path / "tiny.h5"
+    args = ["data", "synth", "--preset", "tiny", "--out", str(out), "--classes", "BPSK,QPSK", "--snr-min", "0",
+            "--snr-max", "2", "--snr-step", "2", "--frames-per-pair", "2", "--workers", "1", "--quiet", "--seed", "1"]
+    assert main(args) == 0
+    stdout = capsys.readouterr().out
+    assert out.exists() and "frames:" in stdout
+    assert main(["data", "validate", str(out), "--full", "--quiet"]) == 0
+
+
+def test_synth_real_generator_bad_options(tmp_path, capsys):
+    synth = pytest.importorskip("amcprune.data.synth")
+    if not hasattr(synth, "write_synthetic"):
+        pytest.skip("amcprune.data.synth is not written yet")
+    out = tmp_path / "bad.h5"
+    assert main(["data", "synth", "--preset", "tiny", "--out", str(out), "--classes", "NOPE", "--quiet"]) == 2
+    assert "NOPE" in _error_line(capsys)
+    assert main(["data", "synth", "--preset", "tiny", "--out", str(out), "--snr-min", "10", "--snr-max", "0"]) == 2
+    _error_line(capsys)
+    assert main(["data", "synth", "--out", str(out), "--workers", "0"]) == 2
+    assert "--workers" in _error_line(capsys)
+    assert not out.exists()

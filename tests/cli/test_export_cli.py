@@ -1,0 +1,89 @@
+"""``amcprune export``: both formats, verification, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from amcprune.cli.main import main
+from amcprune.models import ModelSpec, build_model
+from amcprune.utils.checkpoint import model_state, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export-cli")
+    torch.manual_seed(0)
+    spec = ModelSpec(arch="vgg10", conv_filters=8, dense_width=16, weight_bits=4, act_bits=4)
+    model = build_model(spec)
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(8, 2, 1024) * 4 - 2)
+    path = root / "model.pt"
+    save_checkpoint(path, {"spec": spec.model_dump(mode="json"), **model_state(model.eval())})
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["qonnx", "qcdq"])
+def test_export_and_verify(ckpt, tmp_path, capsys, fmt):
+    out = tmp_path / f"m.{fmt}.onnx"
+    assert main(["export", str(ckpt), "--out", str(out), "--format", fmt, "--verify", "--frames", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "max abs diff" in text and "argmax agreement 1.0000" in text
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert ("Quant" in ops) == (fmt == "qonnx")
+
+
+def test_export_json(ckpt, tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(ckpt), "--out", str(out), "--verify", "--frames", "3", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["passed"] and rec["n"] == 3 and rec["format"] == "qonnx" and rec["max_abs_diff"] < 1e-4
+
+
+def _tiny_radioml(path, n_classes=2, frames_per_pair=4):
+    """A small file in the RadioML layout: frames ordered by class, then SNR -20..30 dB."""
+    import h5py
+
+    snrs = list(range(-20, 32, 2))
+    n = n_classes * len(snrs) * frames_per_pair
+    rng = np.random.default_rng(0)
+    y = np.zeros((n, n_classes), np.int64)
+    y[np.arange(n), np.repeat(np.arange(n_classes), len(snrs) * frames_per_pair)] = 1
+    with h5py.File(path, "w") as f:
+        f["X"] = rng.normal(size=(n, 1024, 2)).astype(np.float32)
+        f["Y"] = y
+        f["Z"] = np.tile(np.repeat(np.array(snrs), frames_per_pair), n_classes)[:, None].astype(np.int64)
+    return path
+
+
+def test_verification_frames_from_test_split(tmp_path):
+    from amcprune.cli.export import verification_frames
+
+    data = _tiny_radioml(tmp_path / "tiny.h5")
+    x = verification_frames(5, data)
+    assert x.shape == (5, 2, 1024) and x.dtype == np.float32
+    rnd = verification_frames(3)
+    assert rnd.shape == (3, 2, 1024) and rnd.min() >= -2 and rnd.max() <= 2
+
+
+def test_export_verify_with_data_file(ckpt, tmp_path, capsys):
+    data = _tiny_radioml(tmp_path / "tiny.h5")
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(ckpt), "--out", str(out), "--verify", "--frames", "3", "--data", str(data)]) == 0
+    assert "test split of" in capsys.readouterr().out
+
+
+def test_export_bad_inputs(ckpt, tmp_path, capsys):
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "x.onnx"), "--format", "tflite"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: unknown --format")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"PK\x03\x04 not really a zip")
+    assert main(["export", str(junk), "--out", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
+    assert not (tmp_path / "x.onnx").exists()
