@@ -7,10 +7,12 @@ Built from ``spec.compact_blocks()`` (default ``DEFAULT_COMPACT_BLOCKS``)::
                             pw  QuantConv1d(c, c_out, 1)              -> pw_bn -> pw_act
                 full conv:  conv QuantConv1d(c, c_out, k, stride)      -> bn    -> act (QuantReLU)
                 residual:   pw_act is a signed QuantIdentity, then add_act = QuantReLU(pw_act(..) + x)
-    pool (AdaptiveAvgPool1d(1)) -> flatten -> pool_act (QuantReLU) -> classifier QuantLinear (int32 bias)
+    pool (AvgPool1d over the whole remaining length) -> flatten -> pool_act (QuantReLU) -> classifier QuantLinear (int32 bias)
 
 Every tensor that feeds a multiply-accumulate comes straight from a quantizer (after each BatchNorm, after
-each residual add and after pooling), so qonnx ``inference_cost`` bills no MAC at 32 bits.
+each residual add and after pooling), so qonnx ``inference_cost`` bills no MAC at 32 bits. Pooling is a
+fixed-size ``AvgPool1d`` rather than ``AdaptiveAvgPool1d``: the latter exports as ``GlobalAveragePool``, an op
+the cost tool does not know, which would mark every score as not comparable.
 ``quantized=False`` gives the same topology with torch.nn layers (quantizers become ReLU / Identity).
 """
 
@@ -71,6 +73,14 @@ class CompactBlock(nn.Module):
         return y
 
 
+def compact_output_length(spec: ModelSpec) -> int:
+    """Length of the feature map after the last block (odd kernels with ``padding = kernel // 2``)."""
+    length = spec.input_length
+    for block in spec.compact_blocks():
+        length = (length - 1) // block.stride + 1
+    return length
+
+
 class CompactNet(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
@@ -81,7 +91,7 @@ class CompactNet(nn.Module):
             blocks.append(CompactBlock(spec, i, block, c_in))
             c_in = block.channels
         self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool1d(1)
+        self.pool = nn.AvgPool1d(compact_output_length(spec))
         self.flatten = nn.Flatten()
         # the int32 bias quantizer needs the input scale: hand the classifier a QuantTensor
         self.pool_act = relu(spec, spec.act_bits_of("pool"), return_quant_tensor=True)

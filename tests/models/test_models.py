@@ -360,3 +360,13 @@ def test_fresh_checkpoint_round_trip(tmp_path):
     save_checkpoint(tmp_path / "c.pt", {"spec": spec.model_dump(mode="json"), **model_state(model)})
     loaded, _, _ = load_model(tmp_path / "c.pt")
     assert loaded.state_dict().keys() == model.state_dict().keys()
+
+
+def test_compact_cost_has_no_warnings():
+    """No MAC billed at 32 bits and no op unknown to the cost tool: the compact score is comparable."""
+    from amcprune.cost import model_cost
+
+    model = _calibrate(build_model(ModelSpec(arch="compact", weight_bits=6, act_bits=6)))
+    result = model_cost(model, use_cache=False)
+    assert result.warnings == []
+    assert result.weights == 21_040

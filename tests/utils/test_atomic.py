@@ -35,3 +35,14 @@ def test_read_jsonl_ignores_torn_last_line(tmp_path):
         fh.write('{"i": 2, "trunc')
     assert [r["i"] for r in read_jsonl(path)] == [0, 1]
     assert read_jsonl(tmp_path / "missing.jsonl") == []
+
+
+def test_atomic_files_get_the_usual_mode(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "m.json", {})
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
