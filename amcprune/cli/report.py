@@ -1,7 +1,26 @@
-"""CLI for the report stage (not written yet)."""
+"""CLI for the report stage: ``amcprune report RUN_DIR [--out DIR]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+
+    @app.command("report")
+    def report(
+        run_dir: Path = typer.Argument(..., help="A train or prune run directory."),
+        out: Optional[Path] = typer.Option(
+            None, "--out", help="Directory for report.html and report.md (default: RUN_DIR)."
+        ),
+    ) -> None:
+        """Write a self-contained HTML report (report.html) and a Markdown summary (report.md) of a run."""
+        from amcprune.report import write_report
+
+        html_path, md_path = write_report(run_dir, out)
+        typer.echo(str(html_path))
+        typer.echo(str(md_path))
