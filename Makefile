@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.amcprune-installed
 DEMO_OUT ?= demo-out
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test browser clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/amcprune demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+# The report test renders in headless Chromium; install it where we can (root + apt), else that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "chromium not installed: the report screenshot test will be skipped"
+
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 clean:

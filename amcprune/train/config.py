@@ -1,0 +1,100 @@
+"""Training configuration (pydantic v2, loadable from YAML).
+
+The defaults are the 2021 challenge recipe: Adam, lr 0.01, CosineAnnealingWarmRestarts(T_0=5) stepped once
+per epoch, 20 epochs, batch 1024, seed 0. On a CPU a batch of 256 is usually the better choice.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from amcprune.errors import AmcpruneError
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides how a model is trained (but not which model: that is the ``ModelSpec``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, description="SGD only")
+    weight_decay: float = Field(0.0, ge=0)
+    scheduler: Literal["cosine-restarts", "plateau", "none"] = "cosine-restarts"
+    t0: int = Field(5, ge=1, description="cosine-restarts: epochs of the first cycle (T_0)")
+    t_mult: int = Field(1, ge=1, description="cosine-restarts: cycle length multiplier (T_mult)")
+    plateau_metric: Literal["val_acc", "val_loss"] = "val_acc"
+    plateau_factor: float = Field(0.1, gt=0, lt=1)
+    plateau_patience: int = Field(2, ge=0)
+    epochs: int = Field(20, ge=0)
+    batch_size: int = Field(1024, ge=1)
+    eval_batch_size: int = Field(4096, ge=1)
+    patience: int | None = Field(None, ge=1, description="early stopping: epochs without a better val accuracy")
+    seed: int = 0
+    train_snr_min: int | None = None
+    train_snr_max: int | None = None
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    eval_test_each_epoch: bool = Field(False, description="also measure test accuracy after every epoch")
+    device: str = "auto"
+    threads: int | None = Field(None, ge=1, description="torch.set_num_threads; None leaves torch's default")
+    quiet: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if self.train_snr_min is not None and self.train_snr_max is not None and self.train_snr_min > self.train_snr_max:
+            raise ValueError(f"train_snr_min ({self.train_snr_min}) > train_snr_max ({self.train_snr_max})")
+        return self
+
+    # --- YAML -------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "TrainConfig":
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as exc:
+            raise AmcpruneError(f"invalid train config: {_one_line(exc)}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise AmcpruneError(f"{path}: no such train config file")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise AmcpruneError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if data is not None and not isinstance(data, dict):
+            raise AmcpruneError(f"{path}: expected a mapping of train options")
+        # Accept both a bare config and the `train:` section of a run's config.yaml.
+        if isinstance(data, dict) and "train" in data and isinstance(data["train"], dict):
+            data = data["train"]
+        return cls.from_dict(data)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "config"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` means CUDA when available, else CPU; an unavailable CUDA device is a user error."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise AmcpruneError(f"unknown device {device!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise AmcpruneError(f"device {device!r} requested but CUDA is not available (use --device cpu or auto)")
+    return dev

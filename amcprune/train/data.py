@@ -1,0 +1,352 @@
+"""In-memory batches: the whole split lives in one tensor and batches are gathered by index tensors.
+
+No ``Dataset``/``DataLoader``, no per-sample Python: an epoch is one ``torch.randperm`` (seeded
+``torch.Generator``) and one fancy-indexing gather per batch, on the device that holds the data.
+
+Storage
+-------
+Frames are stored in the model's layout ``(n, 2, 1024)``. When the model's input quantizer has a fixed
+range and at most 8 bits (``amcprune.models.input_quant_info(spec)`` is not ``None``), frames are stored
+pre-quantized as int8 integers (``quantize_input_int8``) and dequantized per batch on the device
+(``dequantize_input``): the model sees exactly the values it would see from the float frames, at a quarter
+of the memory. Otherwise (float models, learned input scales) frames are stored as float32.
+
+Memory
+------
+Frames are read with ``read_frames`` in chunks (``chunk_frames``, default 65,536 frames = 512 MiB of float32)
+and copied into a preallocated tensor, so the peak is the final storage plus one chunk. Before allocating,
+the needed size is compared with the memory available on the target device:
+
+- CUDA device too small, but the host has room: the data stays in host memory (pinned) and each batch is
+  copied to the GPU with ``non_blocking=True``; a warning says so.
+- Host memory too small: an ``AmcpruneError`` states the size needed and what is available; train on a
+  subset (``--train-snr-min``, fewer classes) or on a larger machine. The full RadioML 2018.01A training
+  split (2.3 M frames) needs 4.7 GB as int8 and 18.8 GB as float32.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from amcprune.errors import AmcpruneError
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """One split's tensors on the storage device: ``x`` (n, 2, L) int8 or float32, ``y`` and ``snr`` int64."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    snr: torch.Tensor
+    indices: np.ndarray | None = None  # rows of the source file, when loaded from one
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
+class InputQuant:
+    """How stored int8 frames map back to the values the model sees."""
+
+    spec: Any  # ModelSpec; the models stage owns the exact mapping
+    bits: int
+    min_val: float
+    max_val: float
+
+
+def quantize_input(x: torch.Tensor, spec: Any) -> torch.Tensor:
+    """Float frames (n, 2, L) -> the int8 integers the input quantizer produces."""
+    from amcprune.models import quantize_input_int8  # lazily: the models stage loads Brevitas
+
+    return quantize_input_int8(x, spec)
+
+
+def dequantize_input(q: torch.Tensor, spec: Any) -> torch.Tensor:
+    """int8 integers -> the float values the model's first layer sees."""
+    from amcprune.models import dequantize_input as dequantize
+
+    return dequantize(q, spec)
+
+
+def input_quant_for(spec: Any | None) -> InputQuant | None:
+    """The int8 storage scheme for ``spec``, or ``None`` when frames must stay float32."""
+    if spec is None:
+        return None
+    from amcprune.models import input_quant_info
+
+    info = input_quant_info(spec)
+    if info is None:
+        return None
+    bits, lo, hi = info
+    if bits > 8:
+        return None
+    return InputQuant(spec=spec, bits=int(bits), min_val=float(lo), max_val=float(hi))
+
+
+def to_model_layout(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Frames as a float32 tensor ``(n, 2, L)``; accepts the file layout ``(n, L, 2)`` too."""
+    t = torch.as_tensor(x)
+    if t.ndim != 3:
+        raise AmcpruneError(f"expected frames of shape (n, 1024, 2) or (n, 2, 1024), got {tuple(t.shape)}")
+    if t.shape[1] != 2 and t.shape[2] == 2:
+        t = t.transpose(1, 2)
+    elif t.shape[1] != 2:
+        raise AmcpruneError(f"expected frames of shape (n, 1024, 2) or (n, 2, 1024), got {tuple(t.shape)}")
+    return t.to(torch.float32).contiguous()
+
+
+def _available_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        try:
+            free, _total = torch.cuda.mem_get_info(device)
+            return int(free)
+        except Exception:  # pragma: no cover - no CUDA here
+            return None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+class InMemoryData:
+    """Train/val/test splits held as tensors, batched by index tensors.
+
+    Build it with :meth:`from_file` (chunked reading of an HDF5 file through ``read_frames``) or
+    :meth:`from_arrays` (numpy/torch arrays, e.g. in tests). ``device`` is where batches are consumed;
+    ``storage_device`` where the frames live (the same unless they did not fit on the GPU).
+    """
+
+    def __init__(
+        self,
+        splits: Mapping[str, Split],
+        *,
+        device: torch.device,
+        storage_device: torch.device | None = None,
+        quant: InputQuant | None = None,
+        class_names: Sequence[str] | None = None,
+        fingerprint: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.splits: dict[str, Split] = dict(splits)
+        self.device = torch.device(device)
+        self.storage_device = torch.device(storage_device) if storage_device is not None else self.device
+        self.quant = quant
+        n_classes = 0
+        for s in self.splits.values():
+            if len(s):
+                n_classes = max(n_classes, int(s.y.max()) + 1)
+        if class_names is None:
+            from amcprune.data.classes import CLASSES
+
+            class_names = list(CLASSES[: max(n_classes, 1)]) if n_classes <= len(CLASSES) else [str(i) for i in range(n_classes)]
+        self.class_names = list(class_names)
+        self.fingerprint = fingerprint
+        self.source = source
+
+    # --- construction -----------------------------------------------------------------------------
+    @classmethod
+    def from_arrays(
+        cls,
+        arrays: Mapping[str, tuple[Any, Any, Any]],
+        *,
+        spec: Any | None = None,
+        device: str | torch.device = "cpu",
+        class_names: Sequence[str] | None = None,
+        store_int8: bool | None = None,
+    ) -> "InMemoryData":
+        """``arrays[split] = (X, y, snr)`` with X in (n, 1024, 2) or (n, 2, 1024) layout."""
+        device = torch.device(device)
+        quant = input_quant_for(spec) if store_int8 is not False else None
+        if store_int8 and quant is None:
+            raise AmcpruneError("int8 storage needs a model whose input quantizer has a fixed range and <= 8 bits")
+        splits = {}
+        for name, (x, y, snr) in arrays.items():
+            xt = to_model_layout(x)
+            xs = quantize_input(xt, spec) if quant is not None else xt
+            splits[name] = Split(
+                x=xs.to(device),
+                y=torch.as_tensor(np.asarray(y), dtype=torch.int64).to(device),
+                snr=torch.as_tensor(np.asarray(snr).reshape(-1), dtype=torch.int64).to(device),
+            )
+        return cls(splits, device=device, quant=quant, class_names=class_names)
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike,
+        splits: Any,
+        *,
+        spec: Any | None = None,
+        device: str | torch.device = "cpu",
+        chunk_frames: int = 65536,
+        quiet: bool = False,
+        class_names: Sequence[str] | None = None,
+        store_int8: bool | None = None,
+        names: Sequence[str] = SPLIT_NAMES,
+    ) -> "InMemoryData":
+        """Read the given splits (a ``DataSplits`` or a mapping name -> index array) chunk by chunk."""
+        from amcprune.data import radioml
+
+        device = torch.device(device)
+        quant = input_quant_for(spec) if store_int8 is not False else None
+        if store_int8 and quant is None:
+            raise AmcpruneError("int8 storage needs a model whose input quantizer has a fixed range and <= 8 bits")
+        if isinstance(splits, Mapping):
+            index_sets = {k: np.asarray(v, dtype=np.int64) for k, v in splits.items()}
+        else:
+            index_sets = {k: np.asarray(getattr(splits, k), dtype=np.int64) for k in names if getattr(splits, k, None) is not None}
+        if class_names is None:
+            try:
+                class_names = list(radioml.RadioMLFile(path).class_names)
+            except Exception:
+                class_names = None
+        length = cls._frame_length(path)
+        itemsize = 1 if quant is not None else 4
+        need = sum(len(v) for v in index_sets.values()) * 2 * length * itemsize
+        storage = cls._choose_storage(device, need, "int8" if quant else "float32")
+        pin = storage.type == "cpu" and device.type == "cuda"
+
+        out: dict[str, Split] = {}
+        for name, idx in index_sets.items():
+            n = len(idx)
+            x = torch.empty((n, 2, length), dtype=torch.int8 if quant else torch.float32, device=storage)
+            if pin:
+                x = x.pin_memory()
+            y = torch.empty(n, dtype=torch.int64)
+            snr = torch.empty(n, dtype=torch.int64)
+            bar = tqdm(total=n, desc=f"load {name}", unit="frame", unit_scale=True, disable=quiet or n == 0, leave=False)
+            for start in range(0, n, chunk_frames):
+                chunk = idx[start : start + chunk_frames]
+                xc, yc, sc = radioml.read_frames(path, chunk, quiet=True)
+                xt = to_model_layout(xc)
+                if quant is not None:
+                    xt = quantize_input(xt, spec)
+                x[start : start + len(chunk)].copy_(xt)
+                y[start : start + len(chunk)] = torch.as_tensor(np.asarray(yc), dtype=torch.int64)
+                snr[start : start + len(chunk)] = torch.as_tensor(np.asarray(sc).reshape(-1), dtype=torch.int64)
+                bar.update(len(chunk))
+            bar.close()
+            out[name] = Split(x=x, y=y.to(storage), snr=snr.to(storage), indices=idx)
+        try:
+            fingerprint = radioml.data_fingerprint(path)
+        except Exception:
+            fingerprint = None
+        return cls(out, device=device, storage_device=storage, quant=quant, class_names=class_names,
+                   fingerprint=fingerprint, source=str(path))
+
+    @staticmethod
+    def _frame_length(path: str | os.PathLike) -> int:
+        try:
+            import h5py
+
+            with h5py.File(path, "r") as fh:
+                return int(fh["X"].shape[1])
+        except Exception:
+            return 1024
+
+    @staticmethod
+    def _choose_storage(device: torch.device, need: int, kind: str) -> torch.device:
+        avail = _available_bytes(device)
+        if avail is None or need <= 0.9 * avail:
+            return device
+        if device.type == "cuda":
+            host = _available_bytes(torch.device("cpu"))
+            if host is None or need <= 0.8 * host:
+                warnings.warn(
+                    f"the data needs {_gib(need)} as {kind} but the GPU has {_gib(avail)} free: keeping it in pinned "
+                    "host memory and copying each batch to the GPU",
+                    stacklevel=3,
+                )
+                return torch.device("cpu")
+            avail = host
+        raise AmcpruneError(
+            f"the selected frames need {_gib(need)} in memory as {kind} but only {_gib(avail)} is available: "
+            "train on fewer frames (e.g. --train-snr-min) or on a machine with more memory"
+        )
+
+    # --- access -----------------------------------------------------------------------------------
+    def __contains__(self, split: str) -> bool:
+        return split in self.splits
+
+    def size(self, split: str) -> int:
+        return len(self.splits[split]) if split in self.splits else 0
+
+    @property
+    def int8(self) -> bool:
+        return self.quant is not None
+
+    def nbytes(self) -> int:
+        return sum(s.x.numel() * s.x.element_size() for s in self.splits.values())
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            raise AmcpruneError(f"no {name!r} split loaded (have: {', '.join(self.splits) or 'none'})")
+        return self.splits[name]
+
+    def dequantize(self, x: torch.Tensor) -> torch.Tensor:
+        """Stored frames -> the float tensor the model takes."""
+        if self.quant is None:
+            return x if x.dtype == torch.float32 else x.float()
+        return dequantize_input(x, self.quant.spec)
+
+    def batches(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        drop_singleton: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Yield ``(x float (b, 2, L), y, snr)`` on ``self.device``.
+
+        With ``shuffle`` the order is ``torch.randperm(n, generator=generator)`` (a CPU generator, so the
+        order is the same on every device). ``drop_singleton`` drops a last batch of one frame (BatchNorm
+        cannot train on it).
+        """
+        s = self.split(split)
+        n = len(s)
+        if n == 0:
+            return
+        order = torch.randperm(n, generator=generator) if shuffle else None
+        if order is not None:
+            order = order.to(self.storage_device)
+        moving = self.storage_device != self.device
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            if drop_singleton and stop - start == 1 and n > 1:
+                break
+            if order is None:
+                xb, yb, sb = s.x[start:stop], s.y[start:stop], s.snr[start:stop]
+            else:
+                idx = order[start:stop]
+                xb, yb, sb = s.x.index_select(0, idx), s.y.index_select(0, idx), s.snr.index_select(0, idx)
+            if moving:
+                xb = xb.to(self.device, non_blocking=True)
+                yb = yb.to(self.device, non_blocking=True)
+                sb = sb.to(self.device, non_blocking=True)
+            yield self.dequantize(xb), yb, sb
+
+    def n_batches(self, split: str, batch_size: int) -> int:
+        return math.ceil(self.size(split) / batch_size)

@@ -1,0 +1,239 @@
+"""The training loop: one epoch at a time over an ``InMemoryData``.
+
+``Trainer`` owns the optimizer, the LR scheduler and the batch-order generator. Its ``state_dict`` holds only
+tensors and plain values (RNG states as ``torch.Generator.get_state()`` tensors), so a checkpoint carrying it
+loads with ``weights_only=True``.
+
+``reset_optimizer()`` builds a fresh optimizer and scheduler over the model's *current* parameters. Call it
+whenever parameters are replaced: after loading a pruning rewind point, after structured shrinking, after
+``torch.nn.utils.prune`` re-parametrises ``weight`` as ``weight_orig``. (The published FMP script kept the
+optimizer of the model it had thrown away, so after its first rewind only BatchNorm statistics changed.)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from amcprune.errors import AmcpruneError
+from amcprune.train.config import TrainConfig, resolve_device
+from amcprune.train.data import InMemoryData
+from amcprune.train.evaluate import EvalResult, _logits, evaluate_model
+
+STATE_FORMAT = "amcprune-trainer/1"
+
+
+def _stats_modules(model: nn.Module):
+    """Brevitas scale modules that initialise a learned scale from runtime statistics
+    (``ParameterFromRuntimeStatsScaling``: ``counter``, ``collect_stats_steps``, ``buffer``, ``value``)."""
+    for name, module in model.named_modules():
+        if all(hasattr(module, a) for a in ("counter", "collect_stats_steps", "buffer", "value")):
+            yield name, module
+
+
+def runtime_stats_state(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
+    """The statistics-collection state of every activation quantizer, as tensors.
+
+    A state dict does not carry it: Brevitas drops ``buffer`` and, on load, ends statistics collection (the
+    loaded ``value`` becomes the learned scale). A run resumed during the first ``collect_stats_steps``
+    (300) training steps would then differ from an uninterrupted one; restoring this makes it identical.
+    """
+    return {
+        name: {
+            "counter": torch.tensor(int(m.counter)),
+            "buffer": m.buffer.detach().cpu().clone(),
+            "value": m.value.detach().cpu().clone(),
+        }
+        for name, m in _stats_modules(model)
+    }
+
+
+def load_runtime_stats_state(model: nn.Module, state: dict[str, dict[str, torch.Tensor]]) -> None:
+    modules = dict(_stats_modules(model))
+    for name, st in state.items():
+        m = modules.get(name)
+        if m is None or m.buffer.shape != st["buffer"].shape or m.value.shape != st["value"].shape:
+            continue  # the model changed shape (structured pruning): keep what the loaded state gives
+        with torch.no_grad():
+            m.buffer.copy_(st["buffer"])
+            m.value.copy_(st["value"])
+        m.counter = int(st["counter"])
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        data: InMemoryData | None,
+        *,
+        device: str | torch.device | None = None,
+        quiet: bool | None = None,
+    ) -> None:
+        self.config = config
+        if device is not None:
+            self.device = resolve_device(device)
+        elif data is not None:
+            self.device = data.device
+        else:
+            self.device = resolve_device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.model = model.to(self.device)
+        self.data = data
+        self.quiet = config.quiet if quiet is None else quiet
+        self.generator = torch.Generator(device="cpu")
+        self.generator.manual_seed(config.seed)
+        self.epoch = 0
+        self.optimizer: torch.optim.Optimizer
+        self.scheduler: Any
+        self.reset_optimizer()
+
+    # --- optimizer ------------------------------------------------------------------------------
+    def parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def reset_optimizer(self, lr: float | None = None) -> None:
+        """A fresh optimizer and scheduler bound to the model's current parameters."""
+        cfg = self.config
+        lr = cfg.lr if lr is None else lr
+        params = self.parameters()
+        if not params:
+            raise AmcpruneError("the model has no trainable parameters")
+        if cfg.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        if cfg.scheduler == "cosine-restarts":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(self.optimizer, T_0=cfg.t0, T_mult=cfg.t_mult)
+        elif cfg.scheduler == "plateau":
+            mode = "max" if cfg.plateau_metric == "val_acc" else "min"
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode=mode, factor=cfg.plateau_factor, patience=cfg.plateau_patience
+            )
+        else:
+            self.scheduler = None
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # --- training -------------------------------------------------------------------------------
+    def train_epoch(self, *, desc: str | None = None) -> dict[str, float]:
+        """One pass over the train split; steps the scheduler once at the end of the epoch.
+
+        Returns ``epoch`` (the number of finished epochs), ``loss``, ``acc``, ``samples``, ``samples_per_s``,
+        ``seconds`` and ``lr`` (the rate used during this epoch). With ``scheduler="plateau"`` the val split
+        is evaluated here to step the scheduler, and ``val_acc``/``val_loss`` are returned as well (train
+        loss is used when there is no val split).
+        """
+        if self.data is None or self.data.size("train") == 0:
+            raise AmcpruneError("no training frames (check the SNR filter and the split)")
+        cfg = self.config
+        model, opt = self.model, self.optimizer
+        model.train()
+        lr = self.lr
+        n_batches = self.data.n_batches("train", cfg.batch_size)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        seen = 0
+        bar = tqdm(total=n_batches, desc=desc or f"epoch {self.epoch + 1}", unit="batch", disable=self.quiet, leave=False)
+        t0 = time.perf_counter()
+        last_post = t0
+        for xb, yb, _ in self.data.batches("train", cfg.batch_size, shuffle=True, generator=self.generator, drop_singleton=True):
+            opt.zero_grad(set_to_none=True)
+            logits = _logits(model(xb))
+            loss = F.cross_entropy(logits, yb)
+            loss.backward()
+            opt.step()
+            b = yb.shape[0]
+            with torch.no_grad():
+                loss_sum += loss.detach() * b
+                correct += (logits.detach().argmax(dim=1) == yb).sum()
+            seen += b
+            if not self.quiet:
+                bar.update(1)
+                now = time.perf_counter()
+                if now - last_post > 0.5:
+                    last_post = now
+                    bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.4f}",
+                                    sps=f"{seen / (now - t0):.0f}", refresh=False)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        bar.close()
+        self.epoch += 1
+        result: dict[str, float] = {
+            "epoch": self.epoch,
+            "loss": float(loss_sum) / max(seen, 1),
+            "acc": int(correct) / max(seen, 1),
+            "samples": seen,
+            "samples_per_s": seen / seconds if seconds > 0 else float("nan"),
+            "seconds": seconds,
+            "lr": lr,
+        }
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if self.data.size("val"):
+                val = self.evaluate("val")
+                result["val_acc"], result["val_loss"] = val.accuracy, val.loss
+                metric = val.accuracy if cfg.plateau_metric == "val_acc" else val.loss
+            else:
+                metric = result["acc"] if cfg.plateau_metric == "val_acc" else result["loss"]
+            self.scheduler.step(metric)
+        elif self.scheduler is not None:
+            self.scheduler.step()
+        return result
+
+    def evaluate(self, split: str = "val", **kwargs: Any) -> EvalResult:
+        """Accuracy figures of the current model on ``split`` ("train", "val" or "test")."""
+        if self.data is None:
+            raise AmcpruneError("no data to evaluate on")
+        if split not in ("train", "val", "test"):
+            raise AmcpruneError(f"unknown split {split!r} (train, val or test)")
+        return evaluate_model(self.model, self.data, split=split, batch_size=self.config.eval_batch_size, **kwargs)
+
+    # --- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "format": STATE_FORMAT,
+            "epoch": self.epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "batch_generator": self.generator.get_state(),
+            "config": self.config.model_dump(mode="json"),
+            "quant_stats": runtime_stats_state(self.model),
+        }
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise AmcpruneError("not a trainer state (missing or unknown format)")
+        groups = state["optimizer"].get("param_groups", [])
+        n_saved = sum(len(g["params"]) for g in groups)
+        n_now = len(self.parameters())
+        if n_saved != n_now:
+            raise AmcpruneError(f"optimizer state holds {n_saved} parameters but the model has {n_now}")
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise AmcpruneError(f"optimizer state does not fit the model ({exc})") from None
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.generator.set_state(state["batch_generator"].cpu())
+        if "cuda_rng" in state and torch.cuda.is_available():
+            try:
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+            except Exception:
+                pass  # a different number of GPUs: only dropout-like randomness differs
+        if state.get("quant_stats"):
+            load_runtime_stats_state(self.model, state["quant_stats"])
+        self.epoch = int(state["epoch"])

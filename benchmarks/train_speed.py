@@ -1,0 +1,136 @@
+"""Training throughput of float vs quantized (Brevitas) VGG10.
+
+For each conv width, builds the float and the quantized model, runs ``--warmup`` training steps (which also
+takes the activation quantizers past their statistics-collection phase when ``--past-stats`` is given), then
+times ``--steps`` steps (forward, loss, backward, Adam step) on random batches of ``--batch`` frames, and prints
+samples/s and the quantized/float ratio. ``--profile`` prints a torch.profiler table of a few quantized steps.
+
+    python benchmarks/train_speed.py --threads 2 --filters 16 32 64 --batch 256
+    python benchmarks/train_speed.py --filters 32 --profile
+    BREVITAS_JIT=1 python benchmarks/train_speed.py ...     # Brevitas' TorchScript mode (see the report)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+
+def _logits(out):
+    return out.value if hasattr(out, "value") and not isinstance(out, torch.Tensor) else out
+
+
+def make_stepper(model, batch, device):
+    """A closure running one training step (forward, loss, backward, Adam) on a fixed random batch."""
+    model.to(device).train()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(batch, 2, 1024, generator=g) * 0.5).to(device)
+    y = torch.randint(0, 24, (batch,), generator=g).to(device)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(_logits(model(x)), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def rate(step, steps, batch, device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def compare(float_model, quant_model, batch, steps, warmup, repeats, device):
+    """Interleaved timing (float block, quantized block, ...) so that load drift hits both alike.
+    Returns median float samples/s, median quantized samples/s, median of the per-pair time ratios."""
+    fs, qs = make_stepper(float_model, batch, device), make_stepper(quant_model, batch, device)
+    for _ in range(warmup):
+        fs()
+        qs()
+    fr, qr = [], []
+    for _ in range(repeats):
+        fr.append(rate(fs, steps, batch, device))
+        qr.append(rate(qs, steps, batch, device))
+    return statistics.median(fr), statistics.median(qr), statistics.median(f / q for f, q in zip(fr, qr))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--filters", type=int, nargs="+", default=[16, 32, 64])
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=5, help="timed steps per block")
+    ap.add_argument("--repeats", type=int, default=5, help="timed blocks (median reported)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--past-stats", action="store_true",
+                    help="end the activation quantizers' statistics phase first (as after 300 steps of training)")
+    ap.add_argument("--bits", type=int, default=4, help="weight and activation bits of the quantized model")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--profile", action="store_true", help="profile quantized steps at the first --filters width")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the quantized model (use with --past-stats; compiling takes minutes on CPU)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else args.device if args.device != "auto" else "cpu")
+    from amcprune.models import ModelSpec, build_model
+    from amcprune.train.trainer import _stats_modules
+
+    def build(f, quantized):
+        torch.manual_seed(0)
+        spec = ModelSpec(arch="vgg10", conv_filters=f, quantized=quantized, weight_bits=args.bits, act_bits=args.bits)
+        model = build_model(spec)
+        if args.past_stats:
+            for _, m in _stats_modules(model):
+                m.init_scale()  # what Brevitas does after collect_stats_steps training steps
+        if quantized and args.compile:
+            model = torch.compile(model)
+        return model
+
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, batch {args.batch}, "
+          f"BREVITAS_JIT={os.environ.get('BREVITAS_JIT', '0')}, past_stats={args.past_stats}, compile={args.compile}")
+    rows = []
+    print(f"{'filters':>7} {'float sps':>10} {'quant sps':>10} {'quant/float time':>17}")
+    for f in args.filters:
+        fl, qu, ratio = compare(build(f, False), build(f, True), args.batch, args.steps, args.warmup, args.repeats, device)
+        rows.append({"filters": f, "float_sps": fl, "quant_sps": qu, "ratio": ratio})
+        print(f"{f:>7d} {fl:>10.0f} {qu:>10.0f} {ratio:>16.2f}x", flush=True)
+
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        step = make_stepper(build(args.filters[0], True), args.batch, device)
+        for _ in range(args.warmup):
+            step()
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=acts) as prof:
+            for _ in range(args.steps):
+                step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""`amcprune train` and `amcprune evaluate` on tiny data, through `amcprune.cli.main.main`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from amcprune.cli.main import main
+from amcprune.utils.atomic import read_jsonl
+
+_spec = importlib.util.spec_from_file_location("train_cli_helpers", Path(__file__).parents[1] / "train" / "train_helpers.py")
+helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(helpers)
+
+TINY = ["--filters", "4", "--dense", "8", "--bits", "4", "--batch-size", "64", "--val-fraction", "0.2", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return helpers.make_tiny_h5(tmp_path_factory.mktemp("cli") / "tiny.h5")
+
+
+def test_train_and_evaluate(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny), "--out", str(run), "--epochs", "2", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 2/2" in out and "test accuracy" in out
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / "best.pt").is_file()
+    assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2]
+
+    # Refuses to overwrite; --resume extends; --force restarts.
+    assert main(["train", "--data", str(tiny), "--out", str(run), "--epochs", "2", *TINY]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--quiet"]) == 0
+    assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2, 3]
+    assert main(["train", "--out", str(run), "--resume", "--lr", "0.5", "--quiet"]) == 2
+    assert "lr" in capsys.readouterr().err
+
+    ev = tmp_path / "ev"
+    assert main(["evaluate", str(run), "--data", str(tiny), "--out", str(ev), "--snr", "0", "--device", "cpu", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "10 dB" in out
+    js = json.loads((ev / "eval.json").read_text())
+    assert js["split"] == "test" and "0" in js["confusion_by_snr"]
+    assert (ev / "confusion_snr0.png").is_file() and (ev / "acc_vs_snr.png").is_file()
+    assert main(["evaluate", str(run / "checkpoints" / "last.pt"), "--split", "val", "--device", "cpu", "-q"]) == 0
+
+
+def test_bad_inputs_are_one_line_errors(tiny, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": Evil()}, evil)
+    assert main(["evaluate", str(evil), "--data", str(tiny), "-q"]) == 2
+    assert main(["train", "--data", str(tiny), "--out", str(tmp_path / "r"), "--init-from", str(evil), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "refused" in err and "Traceback" not in err
+    assert not marker.exists()
+    assert main(["train", "--data", str(tiny), "--out", str(tmp_path / "r2"), "--scheduler", "step", *TINY]) == 2
+    assert "scheduler" in capsys.readouterr().err
+
+
+def test_sigkill_then_resume(tiny, tmp_path):
+    run = tmp_path / "run"
+    epochs = 12
+    cmd = [sys.executable, "-m", "amcprune", "train", "--data", str(tiny), "--out", str(run), "--epochs", str(epochs), *TINY]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if len(read_jsonl(run / "metrics.jsonl")) >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, f"finished or failed before the kill: {proc.stderr.read().decode()[-2000:]}"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    done = [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")]
+    assert 2 <= len(done) < epochs
+    assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 0
+    rows = read_jsonl(run / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))
