@@ -1,7 +1,177 @@
-"""CLI for the prune stage (not written yet)."""
+"""CLI for the prune stage: ``amcprune prune``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
+
+from amcprune.errors import AmcpruneError
+
+
+def _floats(text: str | None, what: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise AmcpruneError(f"{what}: expected comma-separated numbers, got {text!r}") from None
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out: list[str] = []
+    for v in values:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+def _layer_rates(values: list[str] | None) -> dict[str, float] | None:
+    if not values:
+        return None
+    rates: dict[str, float] = {}
+    for item in values:
+        for part in item.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, rate = part.partition("=")
+            if not sep:
+                raise AmcpruneError(f"--layer-rate: expected NAME=RATE, got {part!r}")
+            try:
+                rates[name.strip()] = float(rate)
+            except ValueError:
+                raise AmcpruneError(f"--layer-rate: {rate!r} is not a number") from None
+    return rates
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+
+    @app.command("prune")
+    def prune_cmd(
+        source: Optional[Path] = typer.Option(None, "--from", help="Checkpoint or run directory of the model to prune."),
+        data: Optional[Path] = typer.Option(None, "--data", help="RadioML-layout HDF5 file."),
+        out: Path = typer.Option(..., "--out", help="Output directory of the prune run."),
+        method: Optional[str] = typer.Option(
+            None, "--method", help="imp, imp-converge or fmp; a comma list runs stages in series. [default: fmp]"
+        ),
+        criterion: Optional[str] = typer.Option(
+            None, "--criterion",
+            help="global (global L1 unstructured), layer (layer-wise L1) or structured (L1 filters/neurons, "
+                 "physically removed); a comma list runs stages in series, e.g. structured,global. [default: global]",
+        ),
+        p: Optional[str] = typer.Option(None, "--p", help="Fraction of the remaining weights pruned per iteration "
+                                                          "(comma list: one per stage). [default: 0.2]"),
+        divisor: Optional[float] = typer.Option(None, "--divisor", "-n", help="fmp: p is divided by this after a failure. [default: 2]"),
+        p_min: Optional[str] = typer.Option(None, "--p-min", help="fmp: stop when p falls below this "
+                                                                  "[default: 0.05 unstructured, 0.01 structured]."),
+        target: Optional[float] = typer.Option(None, "--target", help="Absolute accuracy criterion, e.g. 0.56."),
+        max_drop: Optional[float] = typer.Option(
+            None, "--max-drop", help="Relative criterion: at most this far below the dense model's accuracy (e.g. 0.035)."
+        ),
+        judge_on: Optional[str] = typer.Option(
+            None, "--judge-on", help="Split the criterion is judged on: val (carved from train) or test. [default: val]"
+        ),
+        max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Training epochs per iteration. [default: 10]"),
+        patience: Optional[int] = typer.Option(
+            None, "--patience", help="Epochs without a better judged accuracy that end an iteration (0: off). [default: 3]"
+        ),
+        max_iterations: Optional[int] = typer.Option(None, "--max-iterations", help="Most prunes per stage."),
+        prune_at_start: Optional[bool] = typer.Option(
+            None, "--prune-at-start/--no-prune-at-start", help="Prune a starting model that already meets the criterion."
+        ),
+        lr_rewind: Optional[bool] = typer.Option(
+            None, "--lr-rewind/--no-lr-rewind", help="Fresh optimizer and scheduler after each prune "
+                                                     "[default: on for imp-converge, off otherwise]."
+        ),
+        exclude: Optional[list[str]] = typer.Option(
+            None, "--exclude", help="Layers never pruned: module names, conv0..conv6/dense0..dense2, first, last, globs."
+        ),
+        layer_rate: Optional[list[str]] = typer.Option(
+            None, "--layer-rate", help="NAME=RATE: a layer pruned at its own rate (0 keeps it dense), e.g. last=0."
+        ),
+        no_cost: bool = typer.Option(False, "--no-cost", help="Do not score every recorded model (faster)."),
+        no_export: bool = typer.Option(False, "--no-export", help="Do not export and score final.onnx."),
+        config: Optional[Path] = typer.Option(None, "--config", help="YAML prune config (options given here override it)."),
+        train_config: Optional[Path] = typer.Option(
+            None, "--train-config", help="YAML train config [default: the one the model was trained with]."
+        ),
+        lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (overrides the train config)."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (overrides the train config)."),
+        val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Validation carve from train."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Seed of batch order and validation carve."),
+        device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="torch threads."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last finished epoch."),
+        force: bool = typer.Option(False, "--force", help="Start over in an existing run directory."),
+        quiet: bool = typer.Option(False, "--quiet", help="No progress bars or messages."),
+    ) -> None:
+        """Prune a trained model with IMP, IMP-to-convergence or FMP under an accuracy criterion."""
+        import json
+
+        from amcprune.prune.config import PruneConfig
+        from amcprune.prune.engine import prune_run
+        from amcprune.train.config import TrainConfig
+
+        options: dict[str, Any] = {
+            "methods": method,
+            "criteria": criterion,
+            "p": _floats(p, "--p"),
+            "divisor": divisor,
+            "p_min": _floats(p_min, "--p-min"),
+            "target": target,
+            "max_drop": max_drop,
+            "judge_on": judge_on,
+            "max_epochs": max_epochs,
+            "max_iterations": max_iterations,
+            "prune_at_start": prune_at_start,
+            "lr_rewind": lr_rewind,
+            "exclude": _names(exclude),
+            "layer_rates": _layer_rates(layer_rate),
+        }
+        if no_cost:
+            options["cost"] = False
+        if no_export:
+            options["export"] = False
+        given = {k: v for k, v in options.items() if v is not None}
+        if patience is not None:
+            given["patience"] = None if patience == 0 else patience
+
+        if resume:
+            if given or config is not None or train_config is not None:
+                raise AmcpruneError("--resume continues the run with its stored options; give only --out (and --data)")
+            prune_cfg = None
+            tcfg = None
+        else:
+            base: dict[str, Any] = {}
+            if config is not None:
+                base = PruneConfig.from_yaml(config).model_dump()
+                if "target" in given or "max_drop" in given:
+                    base.pop("target", None)
+                    base.pop("max_drop", None)
+            prune_cfg = PruneConfig.from_dict({**base, **given})
+            tcfg = TrainConfig.from_yaml(train_config) if train_config is not None else None
+        overrides = {"lr": lr, "batch_size": batch_size, "val_fraction": val_fraction, "seed": seed,
+                     "device": device, "threads": threads}
+        if resume and any(v is not None for k, v in overrides.items() if k not in ("device", "threads")):
+            raise AmcpruneError("--resume keeps the run's train options (only --device and --threads may change)")
+        summary = prune_run(
+            prune_cfg, source, data, out, train_config=tcfg, train_overrides=overrides,
+            resume=resume, force=force, quiet=quiet,
+        )
+        final = summary.get("final") or {}
+        stats = final.get("stats") or {}
+        line = {
+            "out": str(out),
+            "met": summary.get("met"),
+            "threshold": summary.get("threshold"),
+            "criterion_acc": final.get("criterion_acc"),
+            "test_acc": final.get("test_acc"),
+            "nonzero_weights": stats.get("nonzero_weights"),
+            "compression": stats.get("compression"),
+            "score": (summary.get("final_cost") or {}).get("score"),
+        }
+        typer.echo(json.dumps(line))

@@ -1,0 +1,163 @@
+"""``PruneConfig``: what a prune run does (pydantic v2, loadable from YAML, stored in ``config.yaml``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from amcprune.errors import AmcpruneError
+from amcprune.prune.criteria import canonical_criterion
+from amcprune.prune.schedule import METHODS, StageSettings
+
+P_MIN_UNSTRUCTURED = 0.05
+P_MIN_STRUCTURED = 0.01
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [value]
+
+
+class PruneConfig(BaseModel):
+    """A prune run: one or more stages (method x criterion) run in series, judged by an accuracy criterion.
+
+    ``methods``, ``criteria``, ``p`` and ``p_min`` are lists broadcast against each other (a single value
+    applies to every stage), e.g. ``methods=["fmp"], criteria=["structured", "global"]`` runs structured FMP
+    (p_min 0.01) and then global unstructured FMP (p_min 0.05) from its result.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    methods: list[str] = Field(default_factory=lambda: ["fmp"])
+    criteria: list[str] = Field(default_factory=lambda: ["global"])
+    p: list[float] = Field(default_factory=lambda: [0.2], description="rate pruned from the remaining weights")
+    divisor: float = Field(2.0, gt=1.0, description="fmp: p is divided by this after a failed iteration")
+    p_min: list[float] | None = Field(None, description="fmp: stop below this p (default 0.05, structured 0.01)")
+    target: float | None = Field(None, gt=0, le=1, description="absolute accuracy the model must keep")
+    max_drop: float | None = Field(None, ge=0, lt=1, description="allowed drop below the dense accuracy")
+    judge_on: Literal["val", "test"] = "val"
+    max_epochs: int = Field(10, ge=0, description="training epochs per iteration (the retraining budget)")
+    patience: int | None = Field(3, ge=1, description="epochs without a better judged accuracy that end an iteration")
+    max_iterations: int | None = Field(None, ge=0, description="most prunes per stage")
+    prune_at_start: bool = True
+    lr_rewind: bool | None = Field(
+        None, description="fresh optimizer/scheduler after every prune (default: imp-converge yes, imp/fmp no)"
+    )
+    exclude: list[str] = Field(default_factory=list, description="layers never pruned (name, conv3, last, glob)")
+    layer_rates: dict[str, float] = Field(default_factory=dict, description="layers with their own rate")
+    cost: bool = Field(True, description="score every recorded model with the cost module")
+    export: bool = Field(True, description="export final.onnx (QONNX) and score it")
+    save_iterations: bool = True
+
+    @field_validator("methods", "criteria", "exclude", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> list:
+        return _as_list(v)
+
+    @field_validator("p", "p_min", mode="before")
+    @classmethod
+    def _split_floats(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        return [float(x) for x in _as_list(v)]
+
+    @model_validator(mode="after")
+    def _check(self) -> "PruneConfig":
+        if (self.target is None) == (self.max_drop is None):
+            raise ValueError("give exactly one accuracy criterion: target (absolute) or max_drop (below the dense model)")
+        for m in self.methods:
+            if m not in METHODS:
+                raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+        self.criteria = [canonical_criterion(c) for c in self.criteria]
+        for p in self.p:
+            if not 0 < p < 1:
+                raise ValueError(f"p must be in (0, 1), got {p}")
+        for p in self.p_min or []:
+            if not 0 < p < 1:
+                raise ValueError(f"p_min must be in (0, 1), got {p}")
+        for name, rate in self.layer_rates.items():
+            if not 0 <= rate < 1:
+                raise ValueError(f"layer_rates[{name!r}] must be in [0, 1), got {rate}")
+        self.stages()  # list lengths
+        return self
+
+    def stages(self) -> list[StageSettings]:
+        lists = {"methods": self.methods, "criteria": self.criteria, "p": self.p}
+        if self.p_min is not None:
+            lists["p_min"] = self.p_min
+        n = max(len(v) for v in lists.values())
+        for key, values in lists.items():
+            if len(values) not in (1, n):
+                raise ValueError(f"{key} has {len(values)} values; give 1 or {n} (one per stage)")
+            if not values:
+                raise ValueError(f"{key} is empty")
+
+        def pick(values: list, i: int) -> Any:
+            return values[0] if len(values) == 1 else values[i]
+
+        out = []
+        for i in range(n):
+            criterion = pick(self.criteria, i)
+            p_min = pick(self.p_min, i) if self.p_min is not None else (
+                P_MIN_STRUCTURED if criterion == "structured" else P_MIN_UNSTRUCTURED
+            )
+            out.append(
+                StageSettings(
+                    method=pick(self.methods, i),
+                    criterion=criterion,
+                    p=pick(self.p, i),
+                    divisor=self.divisor,
+                    p_min=p_min,
+                    max_epochs=self.max_epochs,
+                    patience=self.patience,
+                    max_iterations=self.max_iterations,
+                    prune_at_start=self.prune_at_start,
+                )
+            )
+        return out
+
+    def lr_rewind_for(self, method: str) -> bool:
+        return self.lr_rewind if self.lr_rewind is not None else method == "imp-converge"
+
+    # --- construction -----------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "PruneConfig":
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as exc:
+            raise AmcpruneError(f"invalid prune config: {_one_line(exc)}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "PruneConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise AmcpruneError(f"{path}: no such prune config file")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise AmcpruneError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if data is not None and not isinstance(data, dict):
+            raise AmcpruneError(f"{path}: expected a mapping of prune options")
+        if isinstance(data, dict) and isinstance(data.get("prune"), dict):
+            data = data["prune"]
+        return cls.from_dict(data)
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "config"
+        msg = err.get("msg", "invalid")
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)

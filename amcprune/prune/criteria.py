@@ -1,0 +1,400 @@
+"""Pruning criteria, all through ``torch.nn.utils.prune`` masks.
+
+Three criteria (``CRITERIA``):
+
+``global``
+    Global L1 unstructured: one magnitude threshold over the weights of every selected conv and linear
+    layer together (``prune.global_unstructured`` with ``prune.L1Unstructured``). Layers with their own
+    rate (``layer_rates``) are pruned layer-wise at that rate instead.
+``layer``
+    Layer-wise L1 unstructured: the same fraction of every selected layer (``prune.l1_unstructured``).
+``structured``
+    L1-norm structured: whole filters (conv output channels) or neurons (linear outputs) with the
+    smallest L1 norm (``prune.ln_structured(n=1, dim=0)``), per layer. The whole *channel* is masked:
+    the filter, its bias if any, the gamma and beta of the BatchNorm that follows it, and the next layer's
+    weights reading it (else they would still set that layer's abs-max weight scale). A masked channel
+    therefore outputs exactly ``BN(0) = 0 * (0 - mean) / sqrt(var + eps) + 0 = 0``, ReLU/quantizer/MaxPool keep
+    the zero, and removing the channel (:mod:`amcprune.prune.shrink`) changes no output. (Masking only the
+    filter would leave the channel emitting the constant ``beta - gamma * mean / sqrt(var + eps)``, which is
+    generally not zero, and removing it would change the network.) The classifier's outputs are the
+    classes, so the last prunable layer is never pruned structurally.
+
+The rate ``p`` always applies to the *remaining* (unmasked) weights or channels, as in iterative magnitude
+pruning: pruning 20% twice leaves 64%. The number removed is exactly ``round_half_up(p * remaining)``
+(per layer for ``layer``/``structured``, over all selected layers for ``global``); a structured layer
+always keeps at least one channel.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from amcprune.errors import AmcpruneError
+
+CRITERIA = ("global", "layer", "structured")
+CRITERION_ALIASES = {
+    "global": "global",
+    "global-l1": "global",
+    "unstructured": "global",
+    "layer": "layer",
+    "layerwise": "layer",
+    "layer-l1": "layer",
+    "structured": "structured",
+    "l1-structured": "structured",
+    "filter": "structured",
+}
+
+
+def canonical_criterion(name: str) -> str:
+    key = str(name).strip().lower()
+    if key not in CRITERION_ALIASES:
+        raise AmcpruneError(f"unknown pruning criterion {name!r}; choose from {', '.join(CRITERIA)}")
+    return CRITERION_ALIASES[key]
+
+
+def is_structured(criterion: str) -> bool:
+    return canonical_criterion(criterion) == "structured"
+
+
+# ---------------------------------------------------------------------------------------------------
+# layers
+# ---------------------------------------------------------------------------------------------------
+def _fallback_prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and name
+    ]
+
+
+def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The conv and linear layers whose ``weight`` pruning acts on (the models stage decides)."""
+    try:
+        from amcprune.models import prunable_layers as models_prunable_layers  # type: ignore[attr-defined]
+    except ImportError:
+        return _fallback_prunable_layers(model)
+    return list(models_prunable_layers(model))
+
+
+def layer_aliases(spec: Any | None) -> dict[str, str]:
+    """Friendly layer names (``conv0`` .. ``dense2`` for vgg10) -> module names."""
+    if spec is None or getattr(spec, "arch", None) != "vgg10":
+        return {}
+    try:
+        from amcprune.models import VGG10_LAYER_INDEX
+    except ImportError:  # pragma: no cover
+        return {}
+    return {k: str(v) for k, v in VGG10_LAYER_INDEX.items()}
+
+
+def resolve_layers(
+    selectors: Iterable[str], names: Sequence[str], aliases: Mapping[str, str] | None = None
+) -> list[str]:
+    """Module names matched by ``selectors``: a module name, an alias (``conv3``), ``first``, ``last``
+    (also ``classifier``) or a glob pattern. An unmatched selector is a user error."""
+    aliases = dict(aliases or {})
+    out: list[str] = []
+    for sel in selectors:
+        sel = str(sel).strip()
+        if not sel:
+            continue
+        if sel in ("last", "classifier"):
+            matched = [names[-1]] if names else []
+        elif sel == "first":
+            matched = [names[0]] if names else []
+        elif sel in aliases:
+            matched = [aliases[sel]] if aliases[sel] in names else []
+        elif sel in names:
+            matched = [sel]
+        else:
+            matched = [n for n in names if fnmatch.fnmatchcase(n, sel)]
+        if not matched:
+            known = ", ".join(list(aliases) + [n for n in names if n not in aliases.values()]) or "none"
+            raise AmcpruneError(f"no prunable layer matches {sel!r} (layers: {known}, first, last)")
+        out.extend(m for m in matched if m not in out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# counting
+# ---------------------------------------------------------------------------------------------------
+def round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def weight_mask(module: nn.Module, name: str = "weight") -> torch.Tensor:
+    """The live mask of ``module.<name>`` (all ones when it has none)."""
+    mask = getattr(module, name + "_mask", None)
+    if mask is None:
+        return torch.ones_like(getattr(module, name), dtype=torch.bool)
+    return mask.bool()
+
+
+def remaining_weights(module: nn.Module) -> int:
+    return int(weight_mask(module).sum())
+
+
+def remaining_channels(module: nn.Module) -> int:
+    mask = weight_mask(module)
+    return int(mask.reshape(mask.shape[0], -1).any(dim=1).sum())
+
+
+@dataclass
+class LayerPrune:
+    name: str
+    total: int  # weights (or channels, structured) in the layer
+    before: int  # remaining before this step
+    after: int  # remaining after this step
+    rate: float
+
+    @property
+    def pruned(self) -> int:
+        return self.before - self.after
+
+
+@dataclass
+class PruneReport:
+    """What one pruning step did (weights for unstructured criteria, channels for ``structured``)."""
+
+    criterion: str
+    amount: float
+    unit: str  # "weights" or "channels"
+    layers: list[LayerPrune] = field(default_factory=list)
+
+    @property
+    def pruned(self) -> int:
+        return sum(layer.pruned for layer in self.layers)
+
+    @property
+    def before(self) -> int:
+        return sum(layer.before for layer in self.layers)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "criterion": self.criterion,
+            "amount": self.amount,
+            "unit": self.unit,
+            "pruned": self.pruned,
+            "layers": {
+                layer.name: {"before": layer.before, "after": layer.after, "rate": layer.rate} for layer in self.layers
+            },
+        }
+
+
+# ---------------------------------------------------------------------------------------------------
+# pruning
+# ---------------------------------------------------------------------------------------------------
+def _check_rate(rate: float, what: str) -> float:
+    rate = float(rate)
+    if not 0.0 <= rate < 1.0:
+        raise AmcpruneError(f"{what} must be in [0, 1), got {rate}")
+    return rate
+
+
+def _plan(
+    model: nn.Module,
+    amount: float,
+    exclude: Iterable[str],
+    layer_rates: Mapping[str, float] | None,
+    spec: Any | None,
+    structured: bool,
+) -> tuple[list[tuple[str, nn.Module]], dict[str, float]]:
+    """(layers pruned at ``amount``, {layer: own rate}) after exclusions."""
+    layers = prunable_layers(model)
+    if not layers:
+        raise AmcpruneError("the model has no prunable (conv or linear) layers")
+    names = [n for n, _ in layers]
+    aliases = layer_aliases(spec)
+    excluded = set(resolve_layers(exclude, names, aliases))
+    own: dict[str, float] = {}
+    for sel, rate in (layer_rates or {}).items():
+        rate = _check_rate(rate, f"rate of layer {sel!r}")
+        for name in resolve_layers([sel], names, aliases):
+            own[name] = rate
+    if structured:
+        # The classifier's outputs are the classes: never remove them.
+        excluded.add(names[-1])
+        own.pop(names[-1], None)
+    shared = [(n, m) for n, m in layers if n not in excluded and n not in own]
+    own = {n: r for n, r in own.items() if n not in excluded}
+    return shared, own
+
+
+def prune_model(
+    model: nn.Module,
+    criterion: str,
+    amount: float,
+    *,
+    exclude: Iterable[str] = (),
+    layer_rates: Mapping[str, float] | None = None,
+    spec: Any | None = None,
+) -> PruneReport:
+    """Prune ``amount`` of the remaining weights (or channels) of ``model`` in place with ``criterion``.
+
+    ``exclude`` names layers left alone (names, aliases such as ``conv3``/``dense2``, ``first``, ``last``,
+    globs); ``layer_rates`` gives layers their own rate (0 keeps a layer dense). Returns a report of the
+    counts before and after for every layer touched.
+    """
+    criterion = canonical_criterion(criterion)
+    amount = _check_rate(amount, "pruning rate p")
+    structured = criterion == "structured"
+    shared, own = _plan(model, amount, exclude, layer_rates, spec, structured)
+    modules = dict(model.named_modules())
+    report = PruneReport(criterion=criterion, amount=amount, unit="channels" if structured else "weights")
+
+    if structured:
+        for name, module in shared:
+            report.layers.append(_prune_structured(model, name, module, amount))
+        for name, rate in own.items():
+            report.layers.append(_prune_structured(model, name, modules[name], rate))
+        return report
+
+    if criterion == "global" and shared:
+        befores = {n: remaining_weights(m) for n, m in shared}
+        n_prune = round_half_up(amount * sum(befores.values()))
+        if n_prune > 0:
+            prune.global_unstructured(
+                [(m, "weight") for _, m in shared], pruning_method=prune.L1Unstructured, amount=n_prune
+            )
+        for n, m in shared:
+            report.layers.append(LayerPrune(n, m.weight.numel(), befores[n], remaining_weights(m), amount))
+    else:
+        for name, module in shared:
+            report.layers.append(_prune_layer_l1(name, module, amount))
+    for name, rate in own.items():
+        report.layers.append(_prune_layer_l1(name, modules[name], rate))
+    return report
+
+
+def _prune_layer_l1(name: str, module: nn.Module, rate: float) -> LayerPrune:
+    before = remaining_weights(module)
+    n_prune = round_half_up(rate * before)
+    if n_prune > 0:
+        prune.l1_unstructured(module, "weight", amount=n_prune)
+    return LayerPrune(name, module.weight.numel(), before, remaining_weights(module), rate)
+
+
+def following_batchnorm(model: nn.Module, layer_name: str) -> tuple[str, nn.Module] | None:
+    """The BatchNorm that directly follows ``layer_name`` in module order, before the next prunable layer."""
+    prunable = {n for n, _ in prunable_layers(model)}
+    seen = False
+    for name, module in model.named_modules():
+        if name == layer_name:
+            seen = True
+            continue
+        if not seen or name.startswith(layer_name + "."):
+            continue
+        if name in prunable:
+            return None
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            return name, module
+    return None
+
+
+def next_prunable(model: nn.Module, layer_name: str) -> tuple[str, nn.Module] | None:
+    """The prunable layer that follows ``layer_name`` (the one reading its output channels)."""
+    layers = prunable_layers(model)
+    names = [n for n, _ in layers]
+    i = names.index(layer_name)
+    return layers[i + 1] if i + 1 < len(layers) else None
+
+
+def _prune_structured(model: nn.Module, name: str, module: nn.Module, rate: float) -> LayerPrune:
+    if getattr(module, "groups", 1) != 1:
+        raise AmcpruneError(f"structured pruning of grouped/depthwise convolution {name!r} is not supported")
+    before = remaining_channels(module)
+    n_prune = min(round_half_up(rate * before), before - 1)
+    if n_prune > 0:
+        prune.ln_structured(module, "weight", amount=n_prune, n=1, dim=0)
+    mask = weight_mask(module)
+    alive = mask.reshape(mask.shape[0], -1).any(dim=1)
+    mask_channel(model, name, alive)
+    return LayerPrune(name, int(mask.shape[0]), before, int(alive.sum()), rate)
+
+
+def mask_channel(model: nn.Module, layer_name: str, alive: torch.Tensor) -> None:
+    """Mask the whole output channels of ``layer_name`` that are not ``alive``: the filter rows (already
+    masked by the criterion), the layer's bias, the following BatchNorm's weight and bias, and the next
+    layer's weights that read these channels."""
+    modules = dict(model.named_modules())
+    module = modules[layer_name]
+    alive = alive.bool()
+    if bool(alive.all()):
+        return
+    # Make sure the filter rows are masked (a no-op when ln_structured did it).
+    w_mask = weight_mask(module).clone()
+    w_mask[~alive] = False
+    _set_mask(module, "weight", w_mask)
+    if getattr(module, "bias", None) is not None:
+        _set_mask(module, "bias", weight_mask(module, "bias") & alive.to(module.bias.device))
+    bn = following_batchnorm(model, layer_name)
+    if bn is not None:
+        _, bn_module = bn
+        if bn_module.affine:
+            for param in ("weight", "bias"):
+                _set_mask(bn_module, param, weight_mask(bn_module, param) & alive.to(getattr(bn_module, param).device))
+        else:
+            raise AmcpruneError(
+                f"structured pruning of {layer_name!r} needs an affine BatchNorm after it (or none) to zero the channel"
+            )
+    # The weights that read the channel in the next layer multiply zeros: mask them too. They would otherwise
+    # still set the next layer's per-tensor weight-quantizer scale (abs max), and removing them later would
+    # change that scale and so every quantized weight of the layer.
+    nxt = next_prunable(model, layer_name)
+    if nxt is not None:
+        _, next_module = nxt
+        w = getattr(next_module, "weight")
+        n_in = w.shape[1]
+        n_ch = alive.numel()
+        if n_in % n_ch != 0 or getattr(next_module, "groups", 1) != 1:
+            raise AmcpruneError(f"cannot map the {n_ch} channels of {layer_name!r} onto the next layer's {n_in} inputs")
+        per_channel = n_in // n_ch  # > 1 across Flatten: channel c feeds inputs c*L .. c*L+L-1
+        cols = alive.to(w.device).repeat_interleave(per_channel)
+        shape = [1, n_in] + [1] * (w.dim() - 2)
+        _set_mask(next_module, "weight", weight_mask(next_module) & cols.reshape(shape))
+
+
+def _set_mask(module: nn.Module, param: str, mask: torch.Tensor) -> None:
+    """Apply ``mask`` to ``module.<param>`` (combining with an existing mask keeps it: new mask is a subset)."""
+    current = weight_mask(module, param)
+    if torch.equal(current, mask.bool()):
+        if hasattr(module, param + "_mask"):
+            return
+        if bool(mask.all()):
+            return
+    prune.custom_from_mask(module, param, mask.to(getattr(module, param).dtype))
+
+
+# ---------------------------------------------------------------------------------------------------
+# masks
+# ---------------------------------------------------------------------------------------------------
+def masked_parameters(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
+    """``(module_name, module, param)`` for every parameter re-parametrised by a pruning mask."""
+    out = []
+    for name, module in model.named_modules():
+        for key in list(module._parameters):
+            if key.endswith("_orig") and hasattr(module, key[: -len("_orig")] + "_mask"):
+                out.append((name, module, key[: -len("_orig")]))
+    return out
+
+
+def remove_masks(model: nn.Module) -> None:
+    """Burn every mask into its parameter (``prune.remove``): zeros stay, but they are no longer enforced."""
+    for _, module, param in masked_parameters(model):
+        prune.remove(module, param)
+
+
+def mask_summary(model: nn.Module) -> dict[str, int]:
+    """Total and unmasked weights of the prunable layers."""
+    total = remaining = 0
+    for _, module in prunable_layers(model):
+        total += module.weight.numel()
+        remaining += remaining_weights(module)
+    return {"weights": total, "unmasked": remaining}

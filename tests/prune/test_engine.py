@@ -1,0 +1,205 @@
+"""Prune runs end to end on a tiny model: records, rewinding, final model, resume after a kill."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from prune_helpers import tiny_data, tiny_spec, tiny_train_config, trained_checkpoint
+
+from amcprune.errors import AmcpruneError
+from amcprune.models import load_model
+from amcprune.prune.config import PruneConfig
+from amcprune.prune.criteria import prunable_layers
+from amcprune.prune.engine import PruneRun, prune_run, read_records
+from amcprune.prune.records import weight_counts
+from amcprune.prune.schedule import formula_ratio, initial_state
+from amcprune.utils.atomic import read_jsonl
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prune")
+    spec = tiny_spec(conv_filters=8, dense_width=16)
+    data = tiny_data(spec, n_train=32)
+    ckpt = trained_checkpoint(root / "start.pt", spec, data, epochs=5)
+    return root, spec, data, ckpt
+
+
+def _fmp_config(**overrides):
+    base = dict(methods="fmp", criteria="structured,global", p=0.5, target=0.7, max_epochs=1, patience=None,
+                cost=False, export=False)
+    base.update(overrides)
+    return PruneConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def full_run(setup):
+    root, spec, data, ckpt = setup
+    out = root / "full"
+    summary = prune_run(_fmp_config(), ckpt, None, out, data=data, quiet=True)
+    return out, summary
+
+
+def _strip(records):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in records]
+
+
+def test_records_measure_what_they_report(full_run, setup):
+    out, summary = full_run
+    records = read_records(out)
+    assert len(records) == summary["records"] > 5
+    events = [r["event"] for r in records]
+    assert {"met", "failed", "rewind", "stop"} <= set(events)
+    assert [r["criterion"] for r in records if r["event"] == "stop"] == ["structured", "global"]
+    dense = summary["dense_weights"]
+    for r in records:
+        assert r["compression"] == pytest.approx(dense / r["nonzero_weights"])
+        assert r["sparsity"] == pytest.approx(1 - r["nonzero_weights"] / dense)
+        assert r["compression_formula"] == pytest.approx(formula_ratio(r["ps"]))
+        assert r["nonzero_weights"] <= r["unmasked_weights"] <= r["weights"]
+        assert r["test_acc"] is not None and r["judge_on"] == "val"
+        assert r["met"] == (r["criterion_acc"] >= r["threshold"])
+    # Every fmp rewind follows a failed iteration and halves p.
+    for prev, rec in zip(records, records[1:]):
+        if rec["event"] == "rewind":
+            assert prev["event"] == "failed"
+            assert rec["p"] == pytest.approx(rec["old_p"] / 2)
+    # Structured pruning shrank the network: fewer total weights than the dense model.
+    assert min(r["weights"] for r in records) < dense
+    # records.csv mirrors records.jsonl.
+    with open(out / "records.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(records)
+    assert [row["event"] for row in rows] == events
+
+
+def test_final_model_is_the_last_that_met_the_criterion(full_run, setup):
+    out, summary = full_run
+    _, _, data, _ = setup
+    records = read_records(out)
+    last_met = [r for r in records if r["event"] == "met"][-1]
+    assert summary["met"] and summary["final"]["path"] == last_met["checkpoint"]
+    model, spec, ckpt = load_model(out / "final.pt")
+    counts = weight_counts(model)
+    assert counts["nonzero_weights"] == last_met["nonzero_weights"]
+    assert [m.weight.shape[0] for _, m in prunable_layers(model)] == last_met["widths"]
+    from amcprune.train.evaluate import evaluate_model
+
+    acc = evaluate_model(model, data, split="val").accuracy
+    assert acc == pytest.approx(last_met["criterion_acc"]) and acc >= summary["threshold"]
+    assert spec.filters_list() == last_met["widths"][:7]
+    assert (out / "summary.json").is_file() and not (out / "final.onnx").exists()
+
+
+def test_resume_after_kills_gives_the_same_records(full_run, setup, tmp_path):
+    out_full, summary = full_run
+    root, spec, data, ckpt = setup
+    expected = _strip(read_records(out_full))
+    expected_epochs = read_jsonl(out_full / "epochs.jsonl")
+    out = tmp_path / "killed"
+    # Kill once in the structured stage (after shrinks and a rewind) and once late in the global stage.
+    epochs = [line["epochs_total"] for line in expected_epochs]
+    stage_of = {line["epochs_total"]: line["stage"] for line in expected_epochs}
+    kills = iter([3, summary["epochs_total"] - 3])
+    assert stage_of[3] == 0 and stage_of[summary["epochs_total"] - 3] == 1 and len(epochs) == summary["epochs_total"]
+    before_first = [r["event"] for r in expected if r["epochs_total"] <= 3]
+    assert "rewind" in before_first and before_first.count("met") >= 2
+
+    class Killed(Exception):
+        pass
+
+    def make_hook(at):
+        def hook(info):
+            if info["epochs_total"] >= at and info["phase"] == "train":
+                raise Killed(at)
+        return hook
+
+    n_kills = 0
+    at = next(kills)
+    while True:
+        try:
+            prune_run(_fmp_config() if n_kills == 0 else None, ckpt if n_kills == 0 else None, None, out,
+                      data=data, quiet=True, resume=n_kills > 0, on_epoch=make_hook(at))
+            break
+        except Killed:
+            n_kills += 1
+            # A record torn off mid-write (or written after the saved state) must not survive the resume.
+            with open(out / "records.jsonl", "a") as fh:
+                fh.write('{"torn": ')
+            at = next(kills, 10**9)
+    assert n_kills == 2
+    assert _strip(read_records(out)) == expected
+    assert read_jsonl(out / "epochs.jsonl") == expected_epochs
+    with open(out / "records.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == len(expected)
+
+
+def test_rewind_restores_the_weights_and_trains_them_with_a_fresh_optimizer(setup, tmp_path, monkeypatch):
+    """The published FMP script rebuilt the model on rewinding but kept the optimizer of the old one, so
+    afterwards only BatchNorm statistics changed. This test fails on that defect."""
+    _, spec, data, ckpt = setup
+    model, spec, _ = load_model(ckpt)
+    run = PruneRun(_fmp_config(criteria="global"), tiny_train_config(), tmp_path / "run", model=model, spec=spec,
+                   data=data, quiet=True)
+    run.start()
+    run.st.schedule = initial_state(run.stages[0])
+    run._prune(0.5)
+    run.trainer.train_epoch()
+    conv = lambda: dict(run.model.named_modules())["5"]  # noqa: E731  (conv1; the module object changes on rewind)
+    mask = conv().weight_mask.detach().clone()
+    saved = (conv().weight_orig * mask).detach().clone()  # checkpoints hold the weights with masks burned in
+    effective = lambda: (conv().weight_orig * conv().weight_mask).detach()  # noqa: E731
+    run._save_model("iterations/point.pt", {})
+    run.trainer.train_epoch()
+    assert not torch.equal(effective(), saved)
+
+    run._load_model("iterations/point.pt")
+    assert torch.equal(effective(), saved) and torch.equal(conv().weight_mask, mask)  # rewound
+    ids = {id(p) for p in run.model.parameters()}
+    assert all(id(p) in ids for g in run.trainer.optimizer.param_groups for p in g["params"])
+    run.trainer.train_epoch()
+    assert not torch.equal(effective(), saved)  # the rewound weights train
+    assert torch.count_nonzero(conv().weight[~mask.bool()]) == 0  # and the mask still holds
+
+    # The defect: keep the old optimizer after rebuilding. Then the conv weights never change again.
+    run._load_model("iterations/point.pt")
+    monkeypatch.setattr(run.trainer, "reset_optimizer", lambda *a, **k: None)
+    run._load_model("iterations/point.pt")
+    run.trainer.train_epoch()
+    assert torch.equal(effective(), saved)
+
+
+@pytest.mark.parametrize("method", ["imp", "imp-converge"])
+def test_imp_methods(setup, tmp_path, method):
+    _, _, data, ckpt = setup
+    cfg = PruneConfig(methods=method, criteria="global", p=0.3, max_drop=0.0, judge_on="test", max_epochs=2,
+                      patience=1, max_iterations=3, cost=False, export=False)
+    summary = prune_run(cfg, ckpt, None, tmp_path / method, data=data, quiet=True)
+    records = read_records(tmp_path / method)
+    assert summary["threshold"] == pytest.approx(summary["dense_acc"])  # max_drop 0: no worse than dense
+    assert records[-1]["event"] == "stop"
+    assert "rewind" not in {r["event"] for r in records}
+    for r in records:
+        assert r["judge_on"] == "test" and r["criterion_acc"] == r["test_acc"]
+    met = [r for r in records if r["event"] == "met"]
+    assert len(met) <= 4
+    if method == "imp-converge":
+        # Each round runs to convergence: at least patience + 1 epochs unless stopped at max_epochs.
+        assert all(r["epochs"] >= 2 for r in met if r["iteration"] > 0)
+
+
+def test_user_errors(setup, tmp_path):
+    _, spec, data, ckpt = setup
+    cfg = _fmp_config(criteria="global", max_epochs=1)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "something").write_text("x")
+    with pytest.raises(AmcpruneError, match="already exists"):
+        prune_run(cfg, ckpt, None, out, data=data, quiet=True)
+    with pytest.raises(AmcpruneError, match="nothing to resume"):
+        prune_run(None, None, None, tmp_path / "new", data=data, quiet=True, resume=True)
+    no_val = tiny_data(spec, n_val=0)
+    with pytest.raises(AmcpruneError, match="validation split but it is empty"):
+        prune_run(cfg, ckpt, None, tmp_path / "noval", data=no_val, quiet=True)
