@@ -128,16 +128,9 @@ def synth(
         from amcprune.data.synth import synth_config, write_synthetic
     except ImportError as exc:  # pragma: no cover (the generator ships with the package)
         raise AmcpruneError(f"the synthetic generator is not available ({exc})") from None
-    from pydantic import ValidationError
-
     from amcprune.data.radioml import RadioMLFile
 
-    try:
-        config = synth_config(preset.value, **overrides)
-    except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ())) or "config"
-        raise AmcpruneError(f"invalid synth option {where}: {first.get('msg', exc)}") from None
+    config = synth_config(preset.value, **overrides)  # bad values raise a one-line AmcpruneError
     start = time.perf_counter()
     written = Path(write_synthetic(config, out, workers=workers, quiet=quiet))
     elapsed = time.perf_counter() - start

@@ -21,13 +21,13 @@ compact (``i`` is the index in ``blocks``)
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from amcprune.errors import AmcpruneError
+from amcprune.utils.config import read_yaml_mapping, validation_message
 
 VGG10_CONV_LAYERS = 7
 VGG10_DENSE_LAYERS = 2
@@ -208,13 +208,6 @@ def layer_bit_names(spec: ModelSpec) -> dict[str, tuple[str, ...]] | None:
     return None
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ()))
-    msg = err.get("msg", str(exc))
-    return f"{loc}: {msg}" if loc else msg
-
-
 def validate_spec(data: dict[str, Any] | ModelSpec, source: str = "model spec") -> ModelSpec:
     """``ModelSpec.model_validate`` with a one-line ``AmcpruneError`` on bad input."""
     if isinstance(data, ModelSpec):
@@ -224,19 +217,12 @@ def validate_spec(data: dict[str, Any] | ModelSpec, source: str = "model spec") 
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as exc:
-        raise AmcpruneError(f"{source}: invalid model spec: {_first_error(exc)}") from None
+        raise AmcpruneError(f"{source}: invalid model spec: {validation_message(exc)}") from None
 
 
 def spec_from_yaml(path: str | os.PathLike) -> ModelSpec:
     """Read a ``ModelSpec`` from YAML (either the spec itself or a mapping with a ``model`` section)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise AmcpruneError(f"{path}: no such file") from None
-    except (OSError, yaml.YAMLError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AmcpruneError(f"{path}: not a readable YAML file ({first})") from None
+    data = read_yaml_mapping(path, "model spec")
     if isinstance(data, dict) and "arch" not in data and isinstance(data.get("model"), dict):
         data = data["model"]
     return validate_spec(data, str(path))

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from amcprune.errors import AmcpruneError
+from amcprune.utils.config import YamlConfig
 from amcprune.prune.criteria import canonical_criterion
 from amcprune.prune.schedule import METHODS, StageSettings
 
@@ -27,7 +24,7 @@ def _as_list(value: Any) -> list:
     return [value]
 
 
-class PruneConfig(BaseModel):
+class PruneConfig(YamlConfig):
     """A prune run: one or more stages (method x criterion) run in series, judged by an accuracy criterion.
 
     ``methods``, ``criteria``, ``p`` and ``p_min`` are lists broadcast against each other (a single value
@@ -35,7 +32,8 @@ class PruneConfig(BaseModel):
     (p_min 0.01) and then global unstructured FMP (p_min 0.05) from its result.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    config_kind: ClassVar[str] = "prune config"
+    yaml_section: ClassVar[str | None] = "prune"
 
     methods: list[str] = Field(default_factory=lambda: ["fmp"])
     criteria: list[str] = Field(default_factory=lambda: ["global"])
@@ -127,37 +125,3 @@ class PruneConfig(BaseModel):
 
     def lr_rewind_for(self, method: str) -> bool:
         return self.lr_rewind if self.lr_rewind is not None else method == "imp-converge"
-
-    # --- construction -----------------------------------------------------------------------------
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "PruneConfig":
-        try:
-            return cls.model_validate(data or {})
-        except ValidationError as exc:
-            raise AmcpruneError(f"invalid prune config: {_one_line(exc)}") from None
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "PruneConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise AmcpruneError(f"{path}: no such prune config file")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise AmcpruneError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if data is not None and not isinstance(data, dict):
-            raise AmcpruneError(f"{path}: expected a mapping of prune options")
-        if isinstance(data, dict) and isinstance(data.get("prune"), dict):
-            data = data["prune"]
-        return cls.from_dict(data)
-
-
-def _one_line(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "config"
-        msg = err.get("msg", "invalid")
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)

@@ -6,21 +6,20 @@ per epoch, 20 epochs, batch 1024, seed 0. On a CPU a batch of 256 is usually the
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 import torch
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from amcprune.errors import AmcpruneError
+from amcprune.utils.config import YamlConfig
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(YamlConfig):
     """Everything that decides how a model is trained (but not which model: that is the ``ModelSpec``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    config_kind: ClassVar[str] = "train config"
+    yaml_section: ClassVar[str | None] = "train"  # a run's config.yaml holds it under `train:`
 
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(0.01, gt=0)
@@ -51,40 +50,6 @@ class TrainConfig(BaseModel):
             raise ValueError(f"train_snr_min ({self.train_snr_min}) > train_snr_max ({self.train_snr_max})")
         return self
 
-    # --- YAML -------------------------------------------------------------------------------------
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "TrainConfig":
-        try:
-            return cls.model_validate(data or {})
-        except ValidationError as exc:
-            raise AmcpruneError(f"invalid train config: {_one_line(exc)}") from None
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise AmcpruneError(f"{path}: no such train config file")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise AmcpruneError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if data is not None and not isinstance(data, dict):
-            raise AmcpruneError(f"{path}: expected a mapping of train options")
-        # Accept both a bare config and the `train:` section of a run's config.yaml.
-        if isinstance(data, dict) and "train" in data and isinstance(data["train"], dict):
-            data = data["train"]
-        return cls.from_dict(data)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-
-
-def _one_line(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "config"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from amcprune.data.classes import CLASSES, FRAME_LENGTH
 from amcprune.errors import AmcpruneError
+from amcprune.utils.config import validation_message
 
 GENERATOR_VERSION = "amcprune-synth-1"
 """Bumped whenever the same config and seed would give different samples, so files can be told apart."""
@@ -22,16 +23,6 @@ GENERATOR_VERSION = "amcprune-synth-1"
 
 class SynthConfigError(AmcpruneError, ValueError):
     """An invalid synthetic-data configuration (an ``AmcpruneError``, so the CLI prints one line)."""
-
-
-def _one_line(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e.get("loc", ())) or "config"
-        msg = str(e.get("msg", "invalid value"))
-        msg = msg.removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}")
-    return "invalid synthetic data config: " + "; ".join(parts)
 
 
 class SynthConfig(BaseModel):
@@ -170,7 +161,7 @@ class SynthConfig(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as err:
-            raise SynthConfigError(_one_line(err)) from None
+            raise SynthConfigError("invalid synthetic data config: " + validation_message(err)) from None
 
     # ---- derived values -------------------------------------------------------------------------------------
     @property
