@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
@@ -29,6 +30,11 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Quantize, prune and score neural networks for automatic modulation classification."""
+
+
+# Brevitas warns on import that an optional CUDA kernel package is missing; it is irrelevant to every
+# model here and would precede every command's output.
+warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")
 
 
 def _register_stages() -> None:

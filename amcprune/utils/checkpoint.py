@@ -47,10 +47,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # torch's message opens with advice to retry with weights_only=False: exactly what must not be
+        # done with an untrusted file. Keep only the line that names the refused object.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        named = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), "")
         raise AmcpruneError(
             f"{path}: refused to load: it holds Python objects that weights_only loading does not allow "
-            f"(a checkpoint must hold only tensors and plain containers; this one may run code): {first}"
+            f"(a checkpoint must hold only tensors and plain containers; this one may run code)"
+            + (f": {named}" if named else "")
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

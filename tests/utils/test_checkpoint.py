@@ -56,9 +56,11 @@ def test_malicious_pickle_is_refused_without_running(tmp_path):
         os.remove(marker)
     path = tmp_path / "evil.pt"
     torch.save({"model": _Evil()}, path)
-    with pytest.raises(AmcpruneError, match="refused to load"):
+    with pytest.raises(AmcpruneError, match="refused to load") as info:
         load_checkpoint(path)
     assert not os.path.exists(marker)
+    assert "system" in str(info.value)  # names what was refused
+    assert "weights_only` set to `False" not in str(info.value)  # and never advises the unsafe retry
 
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04truncated"])
