@@ -1,0 +1,217 @@
+"""``TrialConfig``: one full train -> prune -> export -> cost -> evaluate -> report run (pydantic v2).
+
+A trial config names its data (an existing RadioML-layout file, or a synthetic preset generated on first
+use), the model (``arch``, ``bits`` and any ``ModelSpec`` field under ``model``), the dense training
+(``TrainConfig`` fields under ``train``) and the pruning (``PruneConfig`` fields under ``prune``). The
+top-level shortcuts ``arch``, ``bits``, ``method``, ``criterion``, ``seed``, ``device`` and ``threads``
+override their section when set, so a sweep grid can vary them by name; any other field is reached with a
+dotted path (``model.conv_filters``, ``train.lr``, ``prune.p``) through :func:`set_path`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from amcprune.errors import AmcpruneError
+
+DEFAULT_ARCH = "vgg10"
+DEFAULT_BITS = 4
+DEFAULT_METHOD = "fmp"
+DEFAULT_MAX_DROP = 0.02  # accuracy criterion when the prune section gives none: 2 points below the dense model
+
+
+class DataConfig(BaseModel):
+    """Where the frames come from: an existing file (``path``) or a synthetic preset (``synth``).
+
+    With ``synth`` the file is generated at ``path`` (default: ``<trial>/data/synth-<preset>.h5``; a sweep
+    puts it under ``<sweep>/data/``) unless a file with the same synthetic config is already there.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = None
+    synth: str | None = Field(None, description="synthetic preset: tiny, quick, standard, full")
+    synth_overrides: dict[str, Any] = Field(default_factory=dict, description="SynthConfig fields over the preset")
+    synth_workers: int = Field(1, ge=1, description="processes generating the synthetic file")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataConfig":
+        if self.path is None and self.synth is None:
+            raise ValueError("give data.path (a RadioML-layout HDF5 file) or data.synth (a synthetic preset)")
+        if self.synth is not None:
+            self.synth_config()  # unknown preset or fields
+        elif self.synth_overrides:
+            raise ValueError("data.synth_overrides needs data.synth")
+        return self
+
+    def synth_config(self):
+        from amcprune.data.synth import synth_config
+
+        if self.synth is None:
+            return None
+        try:
+            return synth_config(self.synth, **self.synth_overrides)
+        except AmcpruneError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class TrialConfig(BaseModel):
+    """One trial. ``model``, ``train`` and ``prune`` hold ``ModelSpec``, ``TrainConfig`` and ``PruneConfig``
+    fields; the shortcuts below override them when not None."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    data: DataConfig
+    arch: str | None = Field(None, description=f"architecture (default {DEFAULT_ARCH})")
+    bits: int | None = Field(None, description=f"weight and activation bits (default {DEFAULT_BITS}); the input keeps input_bits")
+    method: str | list[str] | None = Field(None, description=f"prune method(s) (default {DEFAULT_METHOD})")
+    criterion: str | list[str] | None = Field(None, description="prune criterion/criteria (default global)")
+    seed: int | None = Field(None, description="train seed (default 0)")
+    device: str | None = Field(None, description="auto | cpu | cuda | cuda:N (default auto)")
+    threads: int | None = Field(None, ge=1, description="torch threads (default: torch's choice or the executor's)")
+    model: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+    prune: dict[str, Any] = Field(default_factory=dict)
+    verify_frames: int = Field(32, ge=0, description="test frames the QONNX export is verified on (0: no check)")
+    eval_plots: bool = Field(True, description="write the PNG plots of eval_dense/ and eval_final/")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrialConfig":
+        # Build every stage's config once so that a bad value fails here, with its field named.
+        for what, build in (("model", self.model_spec), ("train", self.train_config), ("prune", self.prune_config)):
+            try:
+                build()
+            except AmcpruneError as exc:
+                raise ValueError(f"{what}: {exc}") from None
+        return self
+
+    # --- resolved stage configs ---------------------------------------------------------------------
+    def model_dict(self, num_classes: int | None = None) -> dict[str, Any]:
+        spec: dict[str, Any] = {"arch": DEFAULT_ARCH, "weight_bits": DEFAULT_BITS, "act_bits": DEFAULT_BITS}
+        spec.update(self.model)
+        if self.arch is not None:
+            spec["arch"] = self.arch
+        if self.bits is not None:
+            spec["weight_bits"] = spec["act_bits"] = self.bits
+        if num_classes is not None and "num_classes" not in self.model:
+            spec["num_classes"] = num_classes
+        return spec
+
+    def model_spec(self, num_classes: int | None = None):
+        from amcprune.models import validate_spec
+
+        return validate_spec(self.model_dict(num_classes), "model spec")
+
+    def train_config(self):
+        from amcprune.train.config import TrainConfig
+
+        values = dict(self.train)
+        for key in ("seed", "device", "threads"):
+            if getattr(self, key) is not None:
+                values[key] = getattr(self, key)
+        return TrainConfig.from_dict(values)
+
+    def prune_config(self):
+        from amcprune.prune.config import PruneConfig
+
+        values = dict(self.prune)
+        if self.method is not None:
+            values["methods"] = self.method
+        if self.criterion is not None:
+            values["criteria"] = self.criterion
+        if values.get("target") is None and values.get("max_drop") is None:
+            values["max_drop"] = DEFAULT_MAX_DROP
+        return PruneConfig.from_dict(values)
+
+    def label(self) -> dict[str, Any]:
+        """The headline parameters of the trial (arch, bits, method, criterion, seed) as resolved."""
+        spec = self.model_dict()
+        prune = self.prune_config()
+        return {
+            "arch": spec["arch"],
+            "bits": spec["weight_bits"] if spec["weight_bits"] == spec["act_bits"] else f"{spec['weight_bits']}/{spec['act_bits']}",
+            "method": ",".join(prune.methods),
+            "criterion": ",".join(prune.criteria),
+            "seed": self.train_config().seed,
+        }
+
+    # --- construction -----------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, what: str = "trial config") -> "TrialConfig":
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as exc:
+            raise AmcpruneError(f"invalid {what}: {one_line(exc)}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "TrialConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise AmcpruneError(f"{path}: no such trial config file")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise AmcpruneError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if data is not None and not isinstance(data, dict):
+            raise AmcpruneError(f"{path}: expected a mapping of trial options")
+        return cls.from_dict(data, what=str(path))
+
+
+def one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "config"
+        msg = str(err.get("msg", "invalid"))
+        msg = msg.removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+# Sections whose keys are checked against the stage's own config class by :func:`check_path`.
+def _section_fields() -> dict[str, set[str]]:
+    from amcprune.models import ModelSpec
+    from amcprune.prune.config import PruneConfig
+    from amcprune.train.config import TrainConfig
+
+    return {
+        "model": set(ModelSpec.model_fields),
+        "train": set(TrainConfig.model_fields),
+        "prune": set(PruneConfig.model_fields),
+        "data": set(DataConfig.model_fields),
+    }
+
+
+def check_path(path: str) -> None:
+    """Raise ``AmcpruneError`` unless ``path`` (e.g. ``bits``, ``train.lr``) names a trial config field."""
+    parts = path.split(".")
+    if parts[0] not in TrialConfig.model_fields:
+        raise AmcpruneError(f"unknown trial field {parts[0]!r} (fields: {', '.join(TrialConfig.model_fields)})")
+    sections = _section_fields()
+    if len(parts) > 1:
+        if parts[0] not in sections:
+            raise AmcpruneError(f"{path!r}: {parts[0]} has no sub-fields")
+        if parts[0] != "data" or parts[1] != "synth_overrides":
+            if parts[1] not in sections[parts[0]]:
+                raise AmcpruneError(f"{path!r}: unknown {parts[0]} field {parts[1]!r}")
+
+
+def set_path(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of the trial config dict with ``path`` (dotted) set to ``value``."""
+    out = copy.deepcopy(config)
+    node = out
+    parts = path.split(".")
+    for key in parts[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
+    return out

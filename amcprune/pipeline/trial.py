@@ -1,0 +1,471 @@
+"""``run_trial``: one full train -> prune -> export -> cost -> evaluate -> report run, resumable by stage.
+
+Trial directory::
+
+    TRIAL/trial.json             config, status and per-stage status (written atomically after every change)
+    TRIAL/trial.log              output of the trial when run by a sweep worker
+    TRIAL/error.txt              traceback of the last failure
+    TRIAL/data/synth-<p>.h5      the synthetic data, when generated for this trial alone
+    TRIAL/train/                 the dense training run (amcprune.train.run.train_run)
+    TRIAL/prune/                 the prune run (amcprune.prune.engine.prune_run) plus what the report reads:
+        eval_dense/eval.json     test evaluation of the dense model (train/checkpoints/best.pt), with plots
+        eval_final/eval.json     test evaluation of the final model (prune/final.pt)
+        cost_dense.json          CostResult.to_dict() of the dense model
+        cost_final.json          CostResult.to_dict() of final.onnx
+        verify.json              the QONNX export checked against PyTorch on test frames
+    TRIAL/report.html, report.md the report of the prune run (amcprune.report.write_report)
+
+Stages run in the order of :data:`STAGES`. A stage that finished is skipped on a rerun; the stage that was
+running when the trial was killed is resumed with its own ``resume`` (train, prune) or simply redone (the
+others are short and write their files atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from amcprune.errors import AmcpruneError
+from amcprune.pipeline.config import TrialConfig
+from amcprune.utils.atomic import write_json_atomic, write_text_atomic
+
+TRIAL_FILE = "trial.json"
+ERROR_FILE = "error.txt"
+LOG_FILE = "trial.log"
+TRAIN_DIR = "train"
+PRUNE_DIR = "prune"
+VERIFY_FILE = "verify.json"
+STAGES = ("data", "train", "prune", "eval_dense", "cost_dense", "export", "cost_final", "eval_final", "report")
+TRIAL_FILES = (TRIAL_FILE, ERROR_FILE, LOG_FILE, TRAIN_DIR, PRUNE_DIR, "report.html", "report.md", "data")
+
+# File names the report collector reads (amcprune.report.collect); kept in one place.
+from amcprune.report.collect import (  # noqa: E402
+    COST_DENSE_FILE,
+    COST_FINAL_FILE,
+    EVAL_DENSE_DIRS,
+    EVAL_FILE,
+    EVAL_FINAL_DIRS,
+    FINAL_CHECKPOINT,
+    FINAL_ONNX,
+    SUMMARY_FILE,
+)
+
+EVAL_DENSE_DIR = EVAL_DENSE_DIRS[0]
+EVAL_FINAL_DIR = EVAL_FINAL_DIRS[0]
+
+
+def read_trial(trial_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The trial's ``trial.json`` (None when absent or unreadable)."""
+    path = Path(trial_dir) / TRIAL_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_failed(trial_dir: str | os.PathLike, error: str, *, name: str | None = None, params: dict | None = None,
+                 config: dict | None = None) -> dict[str, Any]:
+    """Record a trial that could not even start (e.g. an invalid config in a sweep grid)."""
+    trial_dir = Path(trial_dir)
+    state = read_trial(trial_dir) or {}
+    state.update({"name": name or trial_dir.name, "status": "failed", "error": error, "params": params or {},
+                  "config": config if config is not None else state.get("config"),
+                  "stages": state.get("stages") or {}, "result": state.get("result")})
+    write_json_atomic(trial_dir / TRIAL_FILE, state)
+    return state
+
+
+class _Trial:
+    def __init__(self, config: TrialConfig, out: Path, quiet: bool, params: dict[str, Any] | None,
+                 say: Callable[[str], None] | None):
+        self.config = config
+        self.out = out
+        self.quiet = quiet
+        self.train_dir = out / TRAIN_DIR
+        self.prune_dir = out / PRUNE_DIR
+        self._data = None
+        self._say = say
+        self.state: dict[str, Any] = {}
+        self.params = params or {}
+
+    # --- bookkeeping ------------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        if self._say is not None:
+            self._say(text)
+        elif not self.quiet:
+            print(text, flush=True)
+
+    def save(self) -> None:
+        write_json_atomic(self.out / TRIAL_FILE, self.state)
+
+    def stage_status(self, stage: str) -> str | None:
+        return (self.state["stages"].get(stage) or {}).get("status")
+
+    # --- data ------------------------------------------------------------------------------------
+    @property
+    def data_path(self) -> Path:
+        return Path(self.state["data_path"])
+
+    def resolve_data_path(self) -> Path:
+        d = self.config.data
+        if d.path is not None:
+            return Path(d.path).expanduser().resolve()
+        return (self.out / "data" / f"synth-{d.synth}.h5").resolve()
+
+    def data(self):
+        """The train / val / test splits in memory, loaded once for the prune and evaluation stages."""
+        if self._data is None:
+            from amcprune.prune.engine import load_data
+
+            spec = self.dense_spec()
+            self._data = load_data(self.data_path, spec, self.config.train_config(), quiet=self.quiet)
+        return self._data
+
+    def dense_spec(self):
+        from amcprune.models import validate_spec
+
+        return validate_spec(self.state["model"], "trial model spec")
+
+    # --- stages ----------------------------------------------------------------------------------
+    def stage_data(self) -> None:
+        d = self.config.data
+        path = self.resolve_data_path()
+        if d.synth is not None:
+            ensure_synthetic(d.synth_config(), path, workers=d.synth_workers, quiet=self.quiet, say=self.say)
+        elif not path.is_file():
+            raise AmcpruneError(f"{path}: no such data file")
+        from amcprune.data.radioml import RadioMLFile
+
+        info = RadioMLFile(path)
+        self.state["data_path"] = str(path)
+        self.state["model"] = self.config.model_spec(num_classes=info.n_classes).model_dump(mode="json")
+
+    def stage_train(self, resume: bool) -> None:
+        from amcprune.train.run import train_run
+
+        resume = resume and (self.train_dir / "config.yaml").is_file()
+        if not resume and self.train_dir.exists():
+            shutil.rmtree(self.train_dir)  # a start that died before its config.yaml was written
+        train_run(self.config.train_config(), self.dense_spec(), self.data_path, self.train_dir,
+                  resume=resume, quiet=self.quiet)
+
+    def stage_prune(self, resume: bool) -> None:
+        from amcprune.prune.engine import prune_run
+
+        resume = resume and (self.prune_dir / "config.yaml").is_file()
+        if not resume and self.prune_dir.exists():
+            shutil.rmtree(self.prune_dir)
+        prune_run(
+            None if resume else self.config.prune_config(), None if resume else self.train_dir, self.data_path,
+            self.prune_dir, data=self.data(), resume=resume, quiet=self.quiet,
+        )
+
+    def _evaluate(self, source: Path, out_dir: Path) -> dict[str, Any]:
+        from amcprune.models import load_model
+        from amcprune.train.evaluate import evaluate_model, write_eval
+
+        model, _, _ = load_model(source)
+        model.to(self.data().device)
+        tc = self.config.train_config()
+        result = evaluate_model(model, self.data(), split="test", batch_size=tc.eval_batch_size)
+        write_eval(result, out_dir, plots=self.config.eval_plots)
+        return {"accuracy": result.accuracy, "n": result.n}
+
+    def stage_eval_dense(self) -> dict[str, Any]:
+        return self._evaluate(self.train_dir, self.prune_dir / EVAL_DENSE_DIR)
+
+    def stage_eval_final(self) -> dict[str, Any]:
+        return self._evaluate(self.prune_dir / FINAL_CHECKPOINT, self.prune_dir / EVAL_FINAL_DIR)
+
+    def stage_cost_dense(self) -> dict[str, Any]:
+        from amcprune.cost import model_cost
+        from amcprune.models import load_model
+
+        model, _, _ = load_model(self.train_dir)
+        cost = model_cost(model).to_dict()
+        write_json_atomic(self.prune_dir / COST_DENSE_FILE, cost)
+        return {k: cost.get(k) for k in ("bops", "weight_bits", "score")}
+
+    def stage_export(self) -> dict[str, Any]:
+        import torch
+
+        from amcprune.export import export_qonnx, verify_export
+        from amcprune.models import load_model
+
+        model, _, _ = load_model(self.prune_dir / FINAL_CHECKPOINT)
+        onnx_path = self.prune_dir / FINAL_ONNX
+        if not onnx_path.is_file():  # the prune run exports it unless its config says export: false
+            export_qonnx(model, onnx_path)
+        out: dict[str, Any] = {"onnx": FINAL_ONNX, "verified": False}
+        n = self.config.verify_frames
+        if n > 0:
+            data = self.data()
+            xb, _, _ = next(iter(data.batches("test", n)), (None, None, None))
+            if xb is None:
+                raise AmcpruneError("no test frames to verify the export with")
+            frames = xb.detach().to("cpu", torch.float32)
+            model.to("cpu")
+            result = verify_export(model, onnx_path, frames, fmt="qonnx")
+            write_json_atomic(self.prune_dir / VERIFY_FILE, result.to_dict())
+            out.update(verified=True, **{k: result.to_dict()[k] for k in ("max_abs_diff", "argmax_agreement", "n")})
+        return out
+
+    def stage_cost_final(self) -> dict[str, Any]:
+        from amcprune.cost import model_cost
+
+        cost = model_cost(self.prune_dir / FINAL_ONNX).to_dict()
+        write_json_atomic(self.prune_dir / COST_FINAL_FILE, cost)
+        return {k: cost.get(k) for k in ("bops", "weight_bits", "score")}
+
+    def stage_report(self) -> dict[str, Any]:
+        from amcprune.report import write_report
+
+        html, md = write_report(self.prune_dir, out_dir=self.out)
+        return {"html": html.name, "md": md.name}
+
+    # --- the run ---------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        t_start = time.perf_counter()
+        for stage in STAGES:
+            status = self.stage_status(stage)
+            if status == "done":
+                continue
+            resume = status in ("running", "failed", "interrupted")
+            entry = {"status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                     "wall_s": (self.state["stages"].get(stage) or {}).get("wall_s", 0.0)}
+            self.state["stages"][stage] = entry
+            self.state["status"] = "running"
+            self.state["stage"] = stage
+            self.save()
+            self.say(f"[{self.state['name']}] {stage}{' (resumed)' if resume and stage in ('train', 'prune') else ''}")
+            t0 = time.perf_counter()
+            try:
+                if stage == "train":
+                    info = self.stage_train(resume)
+                elif stage == "prune":
+                    info = self.stage_prune(resume)
+                else:
+                    info = getattr(self, f"stage_{stage}")()
+            finally:
+                entry["wall_s"] = round(entry["wall_s"] + time.perf_counter() - t0, 3)
+            entry.update(status="done", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            if info:
+                entry["info"] = info
+            self.save()
+        self.state["result"] = collect_result(self.out, self.state)
+        self.state["status"] = "done"
+        self.state["stage"] = None
+        self.state["error"] = None
+        self.state["wall_s"] = round(sum((s or {}).get("wall_s", 0.0) for s in self.state["stages"].values()), 3)
+        self.state["last_run_s"] = round(time.perf_counter() - t_start, 3)
+        self.save()
+        with_error = self.out / ERROR_FILE
+        if with_error.exists():
+            with_error.unlink()
+        return self.state["result"]
+
+
+def run_trial(
+    config: TrialConfig | dict[str, Any],
+    out_dir: str | os.PathLike,
+    quiet: bool = False,
+    *,
+    force: bool = False,
+    params: dict[str, Any] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or continue) the trial ``config`` in ``out_dir``; return its result row (see :func:`collect_result`).
+
+    A directory holding a trial with another config is refused unless ``force`` (which deletes that trial's
+    files first). On failure the status, the error and ``error.txt`` (traceback) are recorded before the
+    exception propagates.
+    """
+    if not isinstance(config, TrialConfig):
+        config = TrialConfig.from_dict(config)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise AmcpruneError(f"{out}: exists and is not a directory")
+    stored = read_trial(out)
+    config_json = config.model_dump(mode="json")
+    if stored is not None and stored.get("config") != config_json:
+        if not force:
+            raise AmcpruneError(
+                f"{out}: holds a trial with a different config; use another output directory (or --force to start over)"
+            )
+        stored = None
+    if force:
+        for name in TRIAL_FILES:
+            p = out / name
+            if name == "data" and config.data.path is not None:
+                continue
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    elif stored is None and out.is_dir() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+        known = {p.name for p in out.iterdir()} <= set(TRIAL_FILES)
+        if not known:
+            raise AmcpruneError(f"{out}: exists and is not a trial directory; use another output directory")
+    out.mkdir(parents=True, exist_ok=True)
+
+    trial = _Trial(config, out, quiet, params, say)
+    if stored is not None:
+        trial.state = stored
+        trial.state.setdefault("stages", {})
+        if params:
+            trial.state["params"] = params
+    else:
+        trial.state = {"name": config.name or out.name, "status": "pending", "params": params or {},
+                       "label": config.label(), "config": config_json, "stages": {}, "result": None, "error": None}
+    if trial.state.get("status") == "done" and all(trial.stage_status(s) == "done" for s in STAGES):
+        return trial.state["result"] or collect_result(out, trial.state)
+    try:
+        return trial.run()
+    except BaseException as exc:
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        stage = trial.state.get("stage")
+        if stage and stage in trial.state["stages"]:
+            trial.state["stages"][stage]["status"] = "interrupted" if interrupted else "failed"
+        trial.state["status"] = "interrupted" if interrupted else "failed"
+        trial.state["error"] = error_line(exc)
+        try:
+            trial.save()
+            write_text_atomic(out / ERROR_FILE, "".join(traceback.format_exception(exc)))
+        except OSError:
+            pass
+        raise
+
+
+def error_line(exc: BaseException) -> str:
+    """One line describing ``exc`` (an ``AmcpruneError`` reads as its message)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, AmcpruneError):
+        return text or "error"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# ------------------------------------------------------------------------------------------------------
+# synthetic data
+# ------------------------------------------------------------------------------------------------------
+def synthetic_matches(path: Path, config) -> bool:
+    """Whether ``path`` is a synthetic file written with ``config`` (same config and generator version)."""
+    if not path.is_file():
+        return False
+    try:
+        import h5py
+
+        from amcprune.data.synth import GENERATOR_VERSION
+
+        with h5py.File(path, "r") as f:
+            stored = f.attrs.get("amcprune_synth_config")
+            version = f.attrs.get("generator_version")
+        if isinstance(stored, bytes):
+            stored = stored.decode()
+        if isinstance(version, bytes):
+            version = version.decode()
+        return stored is not None and json.loads(stored) == json.loads(config.to_json()) and version == GENERATOR_VERSION
+    except Exception:  # an unreadable or foreign file is regenerated
+        return False
+
+
+def ensure_synthetic(config, path: str | os.PathLike, workers: int = 1, quiet: bool = False,
+                     say: Callable[[str], None] | None = None) -> Path:
+    """Generate the synthetic file at ``path`` unless it already holds exactly ``config``."""
+    from amcprune.data.synth import write_synthetic
+
+    path = Path(path)
+    if synthetic_matches(path, config):
+        return path
+    if say is not None:
+        say(f"generating {config.n_frames} synthetic frames into {path}")
+    t0 = time.perf_counter()
+    write_synthetic(config, path, workers=workers, quiet=quiet)
+    if say is not None:
+        say(f"  done in {time.perf_counter() - t0:.1f} s")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------------
+# the result row
+# ------------------------------------------------------------------------------------------------------
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def collect_result(trial_dir: str | os.PathLike, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The trial's headline numbers from the files in its directory (missing ones are None).
+
+    ``compression`` is measured: dense weights over non-zero quantized weights of the final model (from the
+    prune run's stats, else from the two cost files); ``accuracy`` is the judged (criterion) accuracy of the
+    final model, ``test_accuracy`` its test accuracy (eval_final, else the prune summary).
+    """
+    trial_dir = Path(trial_dir)
+    state = state if state is not None else (read_trial(trial_dir) or {})
+    prune = trial_dir / PRUNE_DIR
+    summary = _read_json(prune / SUMMARY_FILE)
+    cost_dense = _read_json(prune / COST_DENSE_FILE)
+    cost_final = _read_json(prune / COST_FINAL_FILE)
+    eval_dense = _read_json(prune / EVAL_DENSE_DIR / EVAL_FILE)
+    eval_final = _read_json(prune / EVAL_FINAL_DIR / EVAL_FILE)
+    final = summary.get("final") or {}
+    stats = final.get("stats") or {}
+    dense_weights = _finite(summary.get("dense_weights")) or _finite(cost_dense.get("weights"))
+    nonzero = _finite(cost_final.get("nonzero_weights"))
+    if nonzero is None:
+        nonzero = _finite(stats.get("nonzero_weights"))
+    compression = _finite(stats.get("compression"))
+    if compression is None and dense_weights and nonzero:
+        compression = dense_weights / nonzero
+    sparsity = 1.0 - nonzero / dense_weights if dense_weights and nonzero is not None else _finite(stats.get("sparsity"))
+    test_acc = _finite(eval_final.get("accuracy"))
+    if test_acc is None:
+        test_acc = _finite(final.get("test_acc"))
+    dense_test = _finite(eval_dense.get("accuracy"))
+    if dense_test is None:
+        dense_test = _finite(summary.get("dense_test_acc"))
+    label = state.get("label") or {}
+    report = trial_dir / "report.html"
+    return {
+        **label,
+        "judge_on": summary.get("judge_on"),
+        "threshold": _finite(summary.get("threshold")),
+        "met": summary.get("met"),
+        "dense_accuracy": _finite(summary.get("dense_acc")),
+        "dense_test_accuracy": dense_test,
+        "dense_score": _finite(cost_dense.get("score")),
+        "accuracy": _finite(final.get("criterion_acc")),
+        "test_accuracy": test_acc,
+        "weights": dense_weights,
+        "nonzero_weights": nonzero,
+        "sparsity": sparsity,
+        "compression": compression,
+        "compression_formula": _finite(stats.get("compression_formula")),
+        "bops": _finite(cost_final.get("bops")),
+        "weight_bits": _finite(cost_final.get("weight_bits")),
+        "score": _finite(cost_final.get("score")),
+        "epochs_prune": summary.get("epochs_total"),
+        "report": str(report) if report.is_file() else None,
+    }
