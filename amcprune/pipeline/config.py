@@ -11,14 +11,12 @@ dotted path (``model.conv_filters``, ``train.lr``, ``prune.p``) through :func:`s
 from __future__ import annotations
 
 import copy
-import os
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from amcprune.errors import AmcpruneError
+from amcprune.utils.config import YamlConfig
 
 DEFAULT_ARCH = "vgg10"
 DEFAULT_BITS = 4
@@ -61,11 +59,11 @@ class DataConfig(BaseModel):
             raise ValueError(str(exc)) from None
 
 
-class TrialConfig(BaseModel):
+class TrialConfig(YamlConfig):
     """One trial. ``model``, ``train`` and ``prune`` hold ``ModelSpec``, ``TrainConfig`` and ``PruneConfig``
     fields; the shortcuts below override them when not None."""
 
-    model_config = ConfigDict(extra="forbid")
+    config_kind: ClassVar[str] = "trial config"
 
     name: str | None = None
     data: DataConfig
@@ -141,37 +139,6 @@ class TrialConfig(BaseModel):
             "criterion": ",".join(prune.criteria),
             "seed": self.train_config().seed,
         }
-
-    # --- construction -----------------------------------------------------------------------------
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, what: str = "trial config") -> "TrialConfig":
-        try:
-            return cls.model_validate(data or {})
-        except ValidationError as exc:
-            raise AmcpruneError(f"invalid {what}: {one_line(exc)}") from None
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "TrialConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise AmcpruneError(f"{path}: no such trial config file")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise AmcpruneError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if data is not None and not isinstance(data, dict):
-            raise AmcpruneError(f"{path}: expected a mapping of trial options")
-        return cls.from_dict(data, what=str(path))
-
-
-def one_line(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "config"
-        msg = str(err.get("msg", "invalid"))
-        msg = msg.removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)
 
 
 # Sections whose keys are checked against the stage's own config class by :func:`check_path`.

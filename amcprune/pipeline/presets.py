@@ -100,4 +100,4 @@ def demo_config(preset: str = "quick", data: str | Path | None = None,
         values["data"] = {"path": str(Path(data).expanduser().resolve())}
     for key, value in overrides or []:
         values = set_path(values, key, value)
-    return TrialConfig.from_dict(values, what=f"demo preset {preset!r}")
+    return TrialConfig.from_dict(values, source=f"demo preset {preset!r}")

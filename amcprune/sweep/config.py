@@ -24,14 +24,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from amcprune.errors import AmcpruneError
-from amcprune.pipeline.config import TrialConfig, check_path, one_line
+from amcprune.pipeline.config import TrialConfig, check_path
+from amcprune.utils.config import read_yaml_mapping, validation_message
 
 # Named axes and the trial field each one sets, in the order they appear in trial names.
 AXES = {"archs": "arch", "bits": "bits", "methods": "method", "seeds": "seed"}
@@ -100,23 +99,15 @@ class SweepConfig(BaseModel):
             raise AmcpruneError(f"{source}: {', '.join(sorted(dupes))} given twice (as a named axis and in grid)")
         if "data" not in self.base:
             raise AmcpruneError(f"{source}: base.data is missing (give base.data.path or base.data.synth)")
-        TrialConfig.from_dict(self.base, what=f"{source}: base")
+        TrialConfig.from_dict(self.base, source=f"{source}: base")
         return self
 
 
 def load_sweep(path: str | os.PathLike) -> SweepConfig:
     """Read and check a sweep YAML; every problem is one ``AmcpruneError`` line naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise AmcpruneError(f"{path}: no such sweep file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise AmcpruneError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', None) or str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise AmcpruneError(f"{path}: expected a mapping with base: and grid axes (bits, methods, archs, seeds, grid)")
+    data = read_yaml_mapping(path, "sweep")
+    if not data:
+        raise AmcpruneError(f"{path}: empty sweep file: give base: and grid axes (bits, methods, archs, seeds, grid)")
     return sweep_from_dict(data, str(path))
 
 
@@ -124,5 +115,5 @@ def sweep_from_dict(data: dict[str, Any], source: str = "sweep config") -> Sweep
     try:
         config = SweepConfig.model_validate(data)
     except ValidationError as exc:
-        raise AmcpruneError(f"{source}: {one_line(exc)}") from None
+        raise AmcpruneError(f"{source}: {validation_message(exc)}") from None
     return config.check(source)

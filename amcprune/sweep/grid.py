@@ -108,7 +108,7 @@ def expand(sweep: SweepConfig, out_dir: str | Path) -> list[TrialJob]:
         raw["name"] = name
         raw = _synth_path(raw, out_dir)
         try:
-            config = TrialConfig.from_dict(raw, what=f"trial {name}")
+            config = TrialConfig.from_dict(raw, source=f"trial {name}")
             job = TrialJob(name, params, out_dir / TRIALS_DIR / name, config.model_dump(mode="json"),
                            resources=_resources(sweep, config))
         except AmcpruneError as exc:

@@ -31,11 +31,14 @@ def read_yaml_mapping(path: str | os.PathLike, what: str = "config") -> dict[str
     raises one line."""
     path = Path(path)
     if not path.is_file():
-        raise AmcpruneError(f"{path}: no such file (expected a {what})")
+        raise AmcpruneError(f"{path}: no such {what} file")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise AmcpruneError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise AmcpruneError(f"{path}: not valid YAML{where} ({problem})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -58,8 +61,9 @@ class YamlConfig(BaseModel):
         try:
             return cls.model_validate(data or {})
         except ValidationError as exc:
-            where = f"{source}: " if source else ""
-            raise AmcpruneError(f"{where}invalid {cls.config_kind}: {validation_message(exc)}") from None
+            # with a source (a file, a section of one) the field path alone says what is wrong
+            where = f"{source}: " if source else f"invalid {cls.config_kind}: "
+            raise AmcpruneError(f"{where}{validation_message(exc)}") from None
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike):

@@ -205,7 +205,7 @@ def test_spec_round_trip(tmp_path):
     (tmp_path / "bad.yaml").write_text("arch: vgg10\nfilters: 3\n")
     with pytest.raises(AmcpruneError, match="filters"):
         spec_from_yaml(tmp_path / "bad.yaml")
-    with pytest.raises(AmcpruneError, match="no such file"):
+    with pytest.raises(AmcpruneError, match="no such model spec file"):
         spec_from_yaml(tmp_path / "missing.yaml")
     with pytest.raises(ValidationError, match="residual"):
         ModelSpec(arch="compact", blocks=[{"channels": 8, "residual": True}])
