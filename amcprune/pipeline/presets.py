@@ -13,9 +13,10 @@ from amcprune.errors import AmcpruneError
 from amcprune.pipeline.config import TrialConfig, check_path, set_path
 
 DEMO_PRESETS: dict[str, dict[str, Any]] = {
-    # 2 CPU cores: the `quick` synthetic file (39,936 frames), a narrow 4-bit VGG10 (8 filters) trained for 4
-    # epochs on SNR >= 0 dB (the test split stays whole), then FMP judged on the validation split, allowed 3 points
-    # below the dense model, one retraining epoch per iteration, at most 6 prunes.
+    # 2 CPU cores, 6.6 min measured idle (docs/demo.md): the `quick` synthetic file (39,936 frames), a narrow
+    # 4-bit VGG10 (16 filters) trained for 6 epochs on SNR >= 0 dB (the test split stays whole), then FMP judged
+    # on the validation split, allowed 3 points below the dense model, one retraining epoch per iteration, p 0.3
+    # halved down to 0.075, at most 12 prunes.
     "quick": {
         "name": "demo-quick",
         "data": {"synth": "quick", "synth_workers": 2},
@@ -25,11 +26,11 @@ DEMO_PRESETS: dict[str, dict[str, Any]] = {
         "criterion": "global",
         "seed": 0,
         "device": "auto",
-        "model": {"conv_filters": 8, "dense_width": 32},
-        "train": {"epochs": 4, "batch_size": 512, "lr": 0.01, "scheduler": "cosine-restarts", "t0": 4,
+        "model": {"conv_filters": 16, "dense_width": 32},
+        "train": {"epochs": 6, "batch_size": 512, "lr": 0.01, "scheduler": "cosine-restarts", "t0": 6,
                   "train_snr_min": 0, "val_fraction": 0.1, "eval_batch_size": 2048},
-        "prune": {"max_drop": 0.03, "judge_on": "val", "p": 0.25, "divisor": 2, "p_min": 0.125, "max_epochs": 1,
-                  "patience": 1, "max_iterations": 6, "cost": False},
+        "prune": {"max_drop": 0.03, "judge_on": "val", "p": 0.3, "divisor": 2, "p_min": 0.075, "max_epochs": 1,
+                  "patience": 1, "max_iterations": 12, "cost": False},
         "verify_frames": 32,
     },
     # A GPU machine: the `standard` file (159,744 frames; pass --data for the real RadioML 2018.01A file), the
