@@ -89,33 +89,37 @@ def export_qonnx(model: nn.Module, path: str | os.PathLike, input_shape: tuple[i
     form that FINN's ``ConvertQONNXtoFINN`` and qonnx's ``inference_cost`` expect.
     """
     from brevitas.export import export_qonnx as brevitas_export_qonnx
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.cleanup import cleanup_model
 
-    _check_model(model)
-    shape = input_shape_of(model, input_shape)
-    clone = burned_copy(model)
-    path = Path(path)
-    with atomic_path(path, suffix=".onnx") as tmp:
-        with _quiet_export():
-            brevitas_export_qonnx(clone, input_t=torch.zeros(shape), export_path=str(tmp), dynamo=False)
+    def tidy(tmp: Path) -> None:
         if cleanup:
-            wrapper = cleanup_model(ModelWrapper(str(tmp)))
-            wrapper.save(str(tmp))
-    return path
+            from qonnx.core.modelwrapper import ModelWrapper
+            from qonnx.util.cleanup import cleanup_model
+
+            cleanup_model(ModelWrapper(str(tmp))).save(str(tmp))
+
+    return _export(model, path, brevitas_export_qonnx, input_shape, tidy)
 
 
 def export_qcdq(model: nn.Module, path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> Path:
     """Export ``model`` as standard ONNX with QuantizeLinear/Clip/DequantizeLinear (runs in onnxruntime)."""
     from brevitas.export import export_onnx_qcdq
 
+    return _export(model, path, export_onnx_qcdq, input_shape)
+
+
+def _export(model: nn.Module, path: str | os.PathLike, exporter, input_shape: tuple[int, ...] | None,
+            post=None) -> Path:
+    """Run a Brevitas ``exporter`` on a mask-free eval copy of ``model`` into ``path`` atomically; ``post``
+    may rewrite the temporary file before it is renamed into place."""
     _check_model(model)
     shape = input_shape_of(model, input_shape)
     clone = burned_copy(model)
     path = Path(path)
     with atomic_path(path, suffix=".onnx") as tmp:
         with _quiet_export():
-            export_onnx_qcdq(clone, input_t=torch.zeros(shape), export_path=str(tmp), dynamo=False)
+            exporter(clone, input_t=torch.zeros(shape), export_path=str(tmp), dynamo=False)
+        if post is not None:
+            post(tmp)
     return path
 
 

@@ -1,4 +1,3 @@
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -11,20 +10,10 @@ import numpy as np
 import pytest
 
 from amcprune.cli.main import main
+from helpers import layout
 from amcprune.data.split import prescribed_split, split_fingerprint
 
 
-def load_layout():
-    name = "amcprune_tests_data_layout"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "data" / "layout.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-layout = load_layout()
 
 
 @pytest.fixture(scope="module")

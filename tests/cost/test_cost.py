@@ -18,7 +18,8 @@ from amcprune.errors import AmcpruneError
 from amcprune.export import export_qonnx, translate_datatype_name
 from amcprune.models import ModelSpec, build_model, prunable_layers
 
-from cost_helpers import calibrate, challenge_vgg10
+from cost_helpers import calibrate
+from helpers.challenge import challenge_vgg10
 
 # Dense (nothing pruned) MACs of the full-size VGG10 at batch 1: 7 convs (k=3) over 1024, 512, ... 16 samples
 # plus the three dense layers.

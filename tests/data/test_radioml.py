@@ -1,7 +1,4 @@
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -11,19 +8,9 @@ from amcprune.data.classes import CLASSES
 from amcprune.data.radioml import RadioMLFile, check_finite, data_fingerprint, iter_frames, read_frames
 from amcprune.data.validate import validate_file
 from amcprune.errors import AmcpruneError
+from helpers import layout
 
 
-def load_layout():
-    name = "amcprune_tests_data_layout"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "layout.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-layout = load_layout()
 SNRS = (-2, 0, 2)
 
 

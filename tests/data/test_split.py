@@ -1,7 +1,4 @@
 import hashlib
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,19 +6,9 @@ import pytest
 from amcprune.data.radioml import RadioMLFile, load_splits
 from amcprune.data.split import carve_validation, n_test_per_pair, prescribed_split, split_fingerprint
 from amcprune.errors import AmcpruneError
+from helpers import layout
 
 
-def load_layout():
-    name = "amcprune_tests_data_layout"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "layout.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-layout = load_layout()
 
 
 def reference_split(n_classes, n_snrs, frames_per_pair):

@@ -5,13 +5,12 @@ from __future__ import annotations
 import brevitas.nn as qnn
 import pytest
 import torch
-from brevitas.inject.enum import ScalingImplType
-from brevitas.quant import Int8ActPerTensorFloatMinMaxInit, Int32Bias
 from pydantic import ValidationError
 from torch import nn
 from torch.nn.utils import prune
 
 from amcprune.errors import AmcpruneError
+from helpers.challenge import challenge_vgg10
 from amcprune.models import (
     ARCHITECTURES,
     ModelSpec,
@@ -41,38 +40,6 @@ def _calibrate(model: nn.Module, n: int = 8, length: int = 1024) -> nn.Module:
     with torch.no_grad():
         model(torch.randn(n, 2, length))
     return model.eval()
-
-
-def _challenge_sequential(bits: int = 4, filters: int = 64, dense: int = 128) -> nn.Sequential:
-    """The 2021 challenge layout written out with stock Brevitas quantizers (as a 2021 checkpoint was made)."""
-
-    class InQuant(Int8ActPerTensorFloatMinMaxInit):
-        bit_width = bits
-        min_val = -2.0
-        max_val = 2.0
-        scaling_impl_type = ScalingImplType.CONST
-
-    layers: list[nn.Module] = [qnn.QuantHardTanh(act_quant=InQuant)]
-    c = 2
-    for _ in range(7):
-        layers += [
-            qnn.QuantConv1d(c, filters, 3, padding=1, weight_bit_width=bits, bias=False),
-            nn.BatchNorm1d(filters),
-            qnn.QuantReLU(bit_width=bits),
-            nn.MaxPool1d(2),
-        ]
-        c = filters
-    layers += [
-        nn.Flatten(),
-        qnn.QuantLinear(filters * 8, dense, weight_bit_width=bits, bias=False),
-        nn.BatchNorm1d(dense),
-        qnn.QuantReLU(bit_width=bits),
-        qnn.QuantLinear(dense, dense, weight_bit_width=bits, bias=False),
-        nn.BatchNorm1d(dense),
-        qnn.QuantReLU(bit_width=bits, return_quant_tensor=True),
-        qnn.QuantLinear(dense, 24, weight_bit_width=bits, bias=True, bias_quant=Int32Bias),
-    ]
-    return nn.Sequential(*layers)
 
 
 # ---- building -------------------------------------------------------------------------------------
@@ -279,7 +246,7 @@ def test_input_int8_round_trip_exact(bits):
 
 
 def test_load_challenge_state_dict(tmp_path):
-    ref = _calibrate(_challenge_sequential(bits=4, filters=16, dense=32))
+    ref = _calibrate(challenge_vgg10(weight_bits=4, act_bits=4, input_bits=4, filters=16, dense=32))
     path = tmp_path / "challenge.pth"
     torch.save(ref.state_dict(), path)
     spec = ModelSpec(arch="vgg10", input_bits=4, weight_bits=4, act_bits=4, conv_filters=16, dense_width=32)
@@ -300,7 +267,7 @@ def test_load_challenge_state_dict(tmp_path):
 
 def test_default_challenge_layout_loads_strict():
     """A full-size 2021-style state dict (64 filters, 128 dense, 8 bits) fits the default spec exactly."""
-    ref = _challenge_sequential(bits=8)
+    ref = challenge_vgg10(weight_bits=8, act_bits=8, input_bits=8)
     ref.train()
     with torch.no_grad():
         ref(torch.randn(4, 2, 1024))

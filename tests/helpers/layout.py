@@ -1,7 +1,6 @@
 """Test helper: write tiny (or lazily allocated full-size) HDF5 files in the RadioML 2018.01A layout.
 
-Load it from any test with ``load_layout()`` below (by path, under a unique module name, so it never clashes
-with another directory's helper).
+Import it from any test as ``from helpers import layout``.
 """
 
 from __future__ import annotations
