@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -40,6 +39,7 @@ from amcprune.prune.records import RecordLog, layer_widths, truncate_jsonl, weig
 from amcprune.prune.schedule import PRUNE, REWIND, STOP, TRAIN, Decision, ScheduleState, StageSettings, decide, formula_ratio, initial_state
 from amcprune.prune.shrink import shrink_with_spec, swap_children
 from amcprune.utils.atomic import append_jsonl, write_json_atomic, write_text_atomic
+from amcprune.utils.rundir import prepare_run_dir
 from amcprune.utils.checkpoint import load_checkpoint, load_model_state, model_state, save_checkpoint
 
 STATE_KIND = "prune-state"
@@ -634,25 +634,8 @@ class PruneRun:
 # ---------------------------------------------------------------------------------------------------
 def _prepare_dir(out: Path, resume: bool, force: bool) -> bool:
     """Returns True when a state to resume from exists."""
-    if resume:
-        if not (out / "config.yaml").is_file():
-            raise AmcpruneError(f"{out}: nothing to resume (no config.yaml); start it without --resume")
-        return (out / "state.pt").is_file()
-    if out.exists() and not out.is_dir():
-        raise AmcpruneError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise AmcpruneError(f"{out}: already exists; use --resume to continue it or --force to start over")
-        if not (out / "config.yaml").exists():
-            raise AmcpruneError(f"{out}: does not look like a prune run directory; refusing to delete it")
-        for name in RUN_FILES:
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    return False
+    prepare_run_dir(out, RUN_FILES, resume=resume, force=force, kind="prune run")
+    return resume and (out / "state.pt").is_file()
 
 
 def prune_run(

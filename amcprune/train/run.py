@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from amcprune.train.config import TrainConfig, resolve_device
 from amcprune.train.data import InMemoryData
 from amcprune.train.trainer import Trainer
 from amcprune.utils.atomic import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
+from amcprune.utils.rundir import prepare_run_dir
 from amcprune.utils.checkpoint import (
     is_amcprune_checkpoint,
     load_checkpoint,
@@ -55,31 +55,6 @@ def _validate_spec(data: Any, source: str):
     from amcprune.models import validate_spec
 
     return validate_spec(data, source)
-
-
-def _prepare_dir(run_dir: Path, resume: bool, force: bool) -> None:
-    if resume:
-        if not (run_dir / "config.yaml").is_file():
-            raise AmcpruneError(f"{run_dir}: nothing to resume (no config.yaml); start it without --resume")
-        return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise AmcpruneError(f"{run_dir}: exists and is not a directory")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        if not force:
-            raise AmcpruneError(f"{run_dir}: already exists; use --resume to continue it or --force to start over")
-        extra = [p.name for p in run_dir.iterdir() if p.name not in RUN_FILES and not p.name.startswith(".")]
-        if extra and not (run_dir / "config.yaml").exists():
-            raise AmcpruneError(
-                f"{run_dir}: does not look like an amcprune run directory (holds {', '.join(sorted(extra)[:3])});"
-                " refusing to delete it even with --force"
-            )
-        for name in RUN_FILES:
-            p = run_dir / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _load_init(model: torch.nn.Module, spec: Any, path: str | os.PathLike) -> torch.nn.Module:
@@ -128,7 +103,7 @@ def train_run(
     from amcprune.models import ModelSpec, build_model
 
     run_dir = Path(run_dir)
-    _prepare_dir(run_dir, resume, force)
+    prepare_run_dir(run_dir, RUN_FILES, resume=resume, force=force, kind="train run")
     ckpt_dir = run_dir / "checkpoints"
 
     if resume:
