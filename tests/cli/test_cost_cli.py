@@ -9,20 +9,11 @@ import torch
 from torch.nn.utils import prune
 
 from amcprune.cli.main import main
-from amcprune.cost import clear_memory_cache
 from amcprune.export import export_qonnx
 from amcprune.models import ModelSpec, build_model, prunable_layers
 from amcprune.utils.checkpoint import model_state, save_checkpoint
 
 SPEC = {"arch": "vgg10", "conv_filters": 8, "dense_width": 16, "weight_bits": 4, "act_bits": 4, "input_bits": 8}
-
-
-@pytest.fixture(autouse=True)
-def isolated_cost_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("AMCPRUNE_CACHE_DIR", str(tmp_path_factory.mktemp("cost-cache")))
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -10,24 +11,13 @@ import pytest
 from amcprune.errors import AmcpruneError
 from amcprune.pipeline import STAGES, TrialConfig, read_trial, run_trial
 from amcprune.pipeline.config import check_path, set_path
+from amcprune.pipeline.presets import DEMO_PRESETS
 
 
 def tiny_trial(data_path: Path, **overrides) -> dict:
-    cfg = {
-        "name": "t",
-        "data": {"path": str(data_path)},
-        "arch": "vgg10",
-        "bits": 4,
-        "method": "fmp",
-        "seed": 0,
-        "device": "cpu",
-        "model": {"conv_filters": 4, "dense_width": 8},
-        "train": {"epochs": 1, "batch_size": 128, "val_fraction": 0.2, "eval_batch_size": 512},
-        "prune": {"max_drop": 0.5, "p": 0.5, "p_min": 0.25, "max_epochs": 1, "patience": 1, "max_iterations": 1,
-                  "cost": False},
-        "verify_frames": 4,
-        "eval_plots": False,
-    }
+    """The demo's `tiny` preset (seconds on 2 cores) on an existing file."""
+    cfg = copy.deepcopy(DEMO_PRESETS["tiny"])
+    cfg.update(name="t", data={"path": str(data_path)})
     cfg.update(overrides)
     return cfg
 
