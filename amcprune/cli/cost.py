@@ -11,12 +11,12 @@ from typing import Optional
 import typer
 
 
-def _fmt(x: float) -> str:
-    return f"{int(round(x)):,}" if abs(x - round(x)) < 1e-6 else f"{x:,.2f}"
-
-
 def print_cost(result, source: str, per_layer: bool = False) -> None:
     """Human-readable report on stdout; warnings on stderr."""
+    # Imported here like the rest of the cost stage (torch, qonnx), so that other commands start fast. The
+    # warnings quote layer bops in this same format, so they read exactly as the table's cells.
+    from amcprune.cost.core import fmt_number as _fmt
+
     d = result.to_dict()
     b = d["baseline"]
     typer.echo(f"model:        {source}")

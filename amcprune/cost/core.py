@@ -7,8 +7,9 @@ On top of the tool's totals this module
 - counts the weights itself from the quantized weights of the preprocessed graph (the folded
   ``Quant`` outputs that the MAC nodes read), per layer: total and non-zero elements;
 - reports each MAC layer's MACs, input and weight datatypes, bops and weight bits;
-- warns about what makes the score misleading: a MAC whose input is not quantized (billed at 32
-  bits), ops the tool does not know (billed zero), a graph without any quantizer, a QCDQ graph
+- warns about what makes the score misleading or costly: a MAC layer whose input or weights are wider
+  than 8 bits (not quantized, or a 32-bit sum that was never re-quantized), with its share of the total
+  bops; ops the tool does not know (billed zero), a graph without any quantizer, a QCDQ graph
   (sub-8-bit quantizers live in 8-bit containers there and are billed as 8-bit);
 - caches results by content (ONNX bytes, or state dict + structure + bit widths of an in-memory
   model) in memory and on disk, so a pruning loop can ask every iteration.
@@ -31,14 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from qonnx.core.datatype import DataType
 from torch import nn
 
 from amcprune.errors import AmcpruneError
 from amcprune.export.onnx_io import parse_onnx_bytes, read_onnx, translate_legacy
 
-CACHE_VERSION = "amcprune-cost/1"
+# Bumped whenever the cached figures or warnings change meaning (2: MAC-width warnings with bops shares).
+CACHE_VERSION = "amcprune-cost/2"
 MAC_OPS = ("Conv", "MatMul", "Gemm", "Upsample")
 QUANT_OPS = {"Quant", "BipolarQuant", "Trunc", "MultiThreshold", "QuantizeLinear", "DequantizeLinear"}
+WIDE_BITS = 8  # a MAC operand wider than this is flagged: the challenge baseline is 8-bit throughout
 
 
 def qonnx_inference_cost(*args, **kwargs):
@@ -102,6 +106,11 @@ class CostResult:
 
 def _intify(x: float) -> float | int:
     return int(round(x)) if abs(x - round(x)) < 1e-6 else x
+
+
+def fmt_number(x: float) -> str:
+    """How bops, MACs and weight bits are printed (the per-layer table and the warnings quote each other)."""
+    return f"{int(round(x)):,}" if abs(x - round(x)) < 1e-6 else f"{x:,.2f}"
 
 
 def _result(raw: dict, baseline: Baseline) -> CostResult:
@@ -248,9 +257,39 @@ def _parse_unsupported(value: Any) -> list[str]:
 
 
 def _dtype_bits(name: str) -> int:
-    from qonnx.core.datatype import DataType
-
     return int(DataType[name].bitwidth())
+
+
+def _billed_dtypes(cost: dict) -> tuple[str, str] | None:
+    """The (input, weight) datatypes qonnx billed a MAC node's ``op_mac_<in>_<w>`` entry at."""
+    for key in cost:
+        # split as qonnx's compute_bops_and_macs does, so the widths are the ones in its total
+        parts = key.split("_")
+        if key.startswith("op_mac_") and len(parts) == 4:
+            return parts[2], parts[3]
+    return None
+
+
+def _operand(role: str, dtype: str) -> str:
+    bits = _dtype_bits(dtype)
+    note = ", not quantized" if dtype.startswith("FLOAT") else ""
+    return f"{role} {dtype} ({bits} bits{note})"
+
+
+def _wide_mac_warning(layer: dict, billed: tuple[str, str], total_bops: float) -> str | None:
+    """The warning for a MAC layer with an operand wider than ``WIDE_BITS``, from the layer's own row."""
+    in_dt, w_dt = billed
+    if _dtype_bits(in_dt) <= WIDE_BITS and _dtype_bits(w_dt) <= WIDE_BITS:
+        return None
+    share = layer["bops"] / total_bops if total_bops else 0.0
+    text = (f"{layer['name']} ({layer['op']}): MACs wider than {WIDE_BITS} bits, "
+            f"{_operand('input', in_dt)} x {_operand('weights', w_dt)}: {fmt_number(layer['bops'])} bops, "
+            f"{100 * share:.2f}% of the total {fmt_number(total_bops)} bops")
+    if layer["weight_dtype"].startswith("FLOAT"):
+        text += f"; each weight is billed at {_dtype_bits(layer['weight_dtype'])} bits"
+    if not in_dt.startswith("FLOAT") and _dtype_bits(in_dt) > WIDE_BITS:
+        text += "; a quantizer on its input (e.g. after a residual add or a BatchNorm) would cut this"
+    return text
 
 
 def _weight_tensor(wrapper, node) -> str | None:
@@ -304,6 +343,8 @@ def _analyse(proto, source: str) -> dict:
         warn.append(f"ops the cost tool does not know are billed zero: {', '.join(unsupported)}; "
                     "the score is then not comparable")
 
+    # the one total the "bops:" line, the score and every share in the warnings are taken from
+    total_bops = float(total.get("total_bops", 0.0))
     per_layer = []
     weights = nonzero = 0
     for node in wrapper.graph.node:
@@ -334,19 +375,17 @@ def _analyse(proto, source: str) -> dict:
             "nonzero": n_nz,
         }
         per_layer.append(layer)
-        if in_dt.startswith("FLOAT"):
-            warn.append(f"{node.name} ({node.op_type}): its input is not quantized ({in_dt}); "
-                        f"its MACs are billed at {_dtype_bits(in_dt)} bits")
-        if wname is not None and w_dt.startswith("FLOAT"):
-            warn.append(f"{node.name} ({node.op_type}): its weights are not quantized ({w_dt}); "
-                        f"they are billed at {_dtype_bits(w_dt)} bits each")
+        billed = _billed_dtypes(cost) or (in_dt, w_dt)
+        wide = _wide_mac_warning(layer, billed, total_bops)
+        if wide is not None:
+            warn.append(wide)
         if wname is None and node.op_type in ("MatMul", "Gemm", "Conv"):
             warn.append(f"{node.name} ({node.op_type}): has no constant weight; "
                         "its MACs are counted but no weight memory")
 
     return {
         "version": CACHE_VERSION,
-        "bops": float(total.get("total_bops", 0.0)),
+        "bops": total_bops,
         "weight_bits": float(total.get("total_mem_w_bits", 0.0)),
         "macs": float(total.get("total_macs", 0.0)),
         "weights": weights,

@@ -18,7 +18,7 @@ from amcprune.errors import AmcpruneError
 from amcprune.export import export_qonnx, translate_datatype_name
 from amcprune.models import ModelSpec, build_model, prunable_layers
 
-from cost_helpers import calibrate
+from cost_helpers import LABEL_FORMS, calibrate
 from helpers.challenge import challenge_vgg10
 
 # Dense (nothing pruned) MACs of the full-size VGG10 at batch 1: 7 convs (k=3) over 1024, 512, ... 16 samples
@@ -143,14 +143,23 @@ def test_unstructured_sparsity_is_discounted_exactly():
     assert all(prune.is_pruned(module) for _, module in layers)
 
 
-def _legacy_copy(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """Rewrite a qonnx 1.0 file back into the 2021 FINN style: SCALEDINT<4> -> SCALEDINT4, finn domains."""
+def _legacy_copy(proto: onnx.ModelProto, unsigned: bool = False) -> onnx.ModelProto:
+    """Rewrite a qonnx 1.0 file back into the 2021 FINN style: SCALEDINT<4> -> SCALEDINT4, finn domains.
+
+    With ``unsigned``, the outputs of unsigned quantizers (ReLUs) are labelled SCALEDUINT4, as FINN-era
+    tools wrote them; qonnx 1.0 labels them SCALEDINT<4> like every scaled output.
+    """
     old = onnx.ModelProto()
     old.CopyFrom(proto)
+    unsigned_outputs = {
+        node.output[0] for node in old.graph.node
+        if node.op_type == "Quant" and any(a.name == "signed" and a.i == 0 for a in node.attribute)
+    } if unsigned else set()
     for ann in old.graph.quantization_annotation:
         for entry in ann.quant_parameter_tensor_names:
             if entry.key == "finn_datatype":
-                entry.value = re.sub(r"^SCALEDINT<(\d+)>$", r"SCALEDINT\1", entry.value)
+                form = r"SCALEDUINT\1" if ann.tensor_name in unsigned_outputs else r"SCALEDINT\1"
+                entry.value = re.sub(r"^SCALEDINT<(\d+)>$", form, entry.value)
     for node in old.graph.node:
         if node.domain == "qonnx.custom_op.general":
             node.domain = "finn.custom_op.general"
@@ -160,8 +169,9 @@ def _legacy_copy(proto: onnx.ModelProto) -> onnx.ModelProto:
     return old
 
 
+@pytest.mark.parametrize("form", ["SCALEDINT", "SCALEDUINT"])
 @pytest.mark.parametrize("folded", [False, True], ids=["quant-nodes", "folded-weights"])
-def test_legacy_labels_are_translated(tmp_path, folded):
+def test_legacy_labels_are_translated(tmp_path, folded, form):
     from qonnx.util.inference_cost import inference_cost
 
     torch.manual_seed(3)
@@ -174,10 +184,12 @@ def test_legacy_labels_are_translated(tmp_path, folded):
         inference_cost(str(new_path), preprocess=True, discount_sparsity=True, output_onnx=str(folded_path))
         new_path = folded_path
     proto = onnx.load(str(new_path))
-    legacy = _legacy_copy(proto)
+    legacy = _legacy_copy(proto, unsigned=form == "SCALEDUINT")
     labels = [e.value for a in legacy.graph.quantization_annotation for e in a.quant_parameter_tensor_names]
     if folded:
-        assert "SCALEDINT4" in labels
+        assert "SCALEDINT4" in labels  # the weights
+        if form == "SCALEDUINT":
+            assert "SCALEDUINT4" in labels  # the ReLU outputs, as in the 2021 file that failed (Quant_1_out0)
     legacy_path = tmp_path / "legacy.onnx"
     onnx.save(legacy, str(legacy_path))
 
@@ -186,6 +198,10 @@ def test_legacy_labels_are_translated(tmp_path, folded):
     assert (old.bops, old.weight_bits, old.weights, old.nonzero_weights) == (new.bops, new.weight_bits, new.weights, new.nonzero_weights)
     assert old.per_layer == new.per_layer
     assert old.score == new.score
+    assert old.warnings == new.warnings == []
+    # ... and the same as the model the file came from, scored in memory
+    in_memory = model_cost(model)
+    assert (old.bops, old.weight_bits) == (in_memory.bops, in_memory.weight_bits)
 
     if folded:
         # qonnx 1.0 alone cannot read the old labels ...
@@ -206,11 +222,16 @@ def test_legacy_labels_are_translated(tmp_path, folded):
 
 
 def test_translate_datatype_name():
-    assert translate_datatype_name("SCALEDINT4") == "SCALEDINT<4>"
-    assert translate_datatype_name("SCALEDINT<4>") == "SCALEDINT<4>"
-    assert translate_datatype_name("INT4") == "INT4"
-    assert translate_datatype_name("FLOAT32") == "FLOAT32"
-    assert translate_datatype_name("BIPOLAR") == "BIPOLAR"
+    from qonnx.core.datatype import DataType
+
+    for old, new in LABEL_FORMS:
+        assert translate_datatype_name(old) == new, old
+        assert translate_datatype_name(new) == new, new  # qonnx 1.0 labels are left alone
+        assert DataType[new].get_canonical_name() == new  # and the result is qonnx's own spelling
+    # qonnx 1.0 has no scaled unsigned type; the translation bills the same width
+    assert DataType[translate_datatype_name("SCALEDUINT5")].bitwidth() == 5
+    assert translate_datatype_name("FIXED8_4") == "FIXED<8,4>"
+    assert translate_datatype_name("NOSUCHTYPE") == "NOSUCHTYPE"  # left for the check to reject
 
 
 def _float_graph(path, extra_op="Sin"):
@@ -233,7 +254,9 @@ def test_warnings_for_float_graph_and_unknown_ops(tmp_path):
     res = model_cost(_float_graph(tmp_path / "float.onnx"))
     text = "\n".join(res.warnings)
     assert "no quantizers" in text
-    assert "input is not quantized (FLOAT32)" in text and "billed at 32 bits" in text
+    assert ("MatMul_0 (MatMul): MACs wider than 8 bits, input FLOAT32 (32 bits, not quantized) x weights FLOAT32 "
+            "(32 bits, not quantized)") in text
+    assert "100.00% of the total" in text and "each weight is billed at 32 bits" in text
     assert "does not know" in text and "Sin" in text
     assert res.weights == 12 and res.nonzero_weights == 11  # one weight is zero
     assert res.bops == 32 * 32 * 4 * 3 * 11 / 12

@@ -1,9 +1,14 @@
 import base64
+import html as html_lib
 import io
+import json
 import re
 
 import matplotlib.image
+import torch
 
+from amcprune.cost import model_cost
+from amcprune.models import ModelSpec, build_model
 from amcprune.report import collect_report_data, plots, write_report
 from amcprune.report import collect as C
 from amcprune.report.build import build_sections
@@ -134,3 +139,19 @@ def test_garbled_files_never_crash(tmp_path):
                 f.write_text("\n".join(lines) + "\n")
         html_path, md_path = write_report(run)
         assert html_path.stat().st_size > 0 and md_path.stat().st_size > 0
+
+
+def test_cost_warnings_are_lines_in_the_report(prune_run):
+    """`amcprune cost --json` of a model with 12-bit weights, as cost_final.json: each MAC-width warning,
+    with its layer and share of the bops, is a line of the per-layer cost section."""
+    torch.manual_seed(0)
+    cost = model_cost(build_model(ModelSpec(arch="vgg10", conv_filters=4, dense_width=8, weight_bits=12)))
+    wide = [w for w in cost.warnings if "MACs wider than 8 bits" in w]
+    assert len(wide) == len(cost.per_layer) == 10 and "% of the total" in wide[0]
+    (prune_run / C.COST_FINAL_FILE).write_text(json.dumps(cost.to_dict()))
+    html_path, md_path = write_report(prune_run)
+    md, html = md_path.read_text(), html_path.read_text()
+    cost_section = md[md.index("## Per-layer cost"):]
+    for warning in wide:
+        assert f"> **Note:** {C.COST_FINAL_FILE}: {warning}\n" in cost_section
+        assert f'<p class="note">{html_lib.escape(f"{C.COST_FINAL_FILE}: {warning}", quote=True)}</p>' in html
