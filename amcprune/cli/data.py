@@ -53,9 +53,13 @@ def _print_layout(rf) -> None:
 
 
 @data_app.command("info")
-def info(file: Path = typer.Argument(..., help="RadioML-layout HDF5 file.")) -> None:
-    """Print the layout and the prescribed split of FILE (reads Z and a sample of Y, never X)."""
-    from amcprune.data.radioml import RadioMLFile, data_fingerprint
+def info(
+    file: Path = typer.Argument(..., help="RadioML-layout HDF5 file."),
+    full: bool = typer.Option(False, "--full", help="Also hash every byte of X, Y and Z (reads all of X)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Print the layout and the prescribed split of FILE (reads Z and a sample of X and Y; all with --full)."""
+    from amcprune.data.radioml import RadioMLFile, content_sha256, data_fingerprint
     from amcprune.data.split import split_fingerprint
 
     rf = RadioMLFile(file)
@@ -64,7 +68,9 @@ def info(file: Path = typer.Argument(..., help="RadioML-layout HDF5 file.")) -> 
     typer.echo(f"train frames: {train.size}")
     typer.echo(f"test frames: {test.size}")
     typer.echo(f"test-split sha256: {split_fingerprint(test)}")
-    typer.echo(f"data fingerprint: {data_fingerprint(rf)}")
+    typer.echo(f"sampled data fingerprint (layout, Z, 2 frames per class x SNR): {data_fingerprint(rf)}")
+    if full:
+        typer.echo(f"content sha256 (all of X, Y, Z): {content_sha256(rf, quiet=quiet)}")
 
 
 @data_app.command("validate")
@@ -100,9 +106,12 @@ def synth(
     snr_step: Optional[int] = typer.Option(None, "--snr-step", help="SNR step in dB."),
     frames_per_pair: Optional[int] = typer.Option(None, "--frames-per-pair", help="Frames per (class, SNR) pair."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (default: number of CPUs)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Generate a synthetic RadioML-like file in the RadioML 2018.01A layout."""
+    if out.exists() and not out.is_dir() and not force:
+        raise AmcpruneError(f"{out}: already exists; use --force to replace it")
     overrides: dict = {}
     if seed is not None:
         overrides["seed"] = seed
@@ -132,7 +141,7 @@ def synth(
 
     config = synth_config(preset.value, **overrides)  # bad values raise a one-line AmcpruneError
     start = time.perf_counter()
-    written = Path(write_synthetic(config, out, workers=workers, quiet=quiet))
+    written = Path(write_synthetic(config, out, workers=workers, quiet=quiet, overwrite=force))
     elapsed = time.perf_counter() - start
 
     rf = RadioMLFile(written)

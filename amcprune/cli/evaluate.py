@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(4096, "--batch-size"),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
         limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate a seeded random subset of N frames."),
+        force: bool = typer.Option(False, "--force", help="Replace an evaluation already in --out."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Accuracy overall and per SNR (with --out: per class x SNR, confusion matrices, plots)."""
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
         result = evaluate_checkpoint(
             checkpoint, data, split=split, out_dir=out, confusion_snrs=snr or None, device=device,
-            batch_size=batch_size, limit=limit, quiet=quiet, warn=lambda m: print(m, file=sys.stderr),
+            batch_size=batch_size, limit=limit, quiet=quiet, warn=lambda m: print(m, file=sys.stderr), overwrite=force,
         )
         typer.echo(result.table())
         if out is not None:

@@ -51,37 +51,56 @@ def register(app: typer.Typer) -> None:
         filters: Optional[int] = typer.Option(None, "--filters", help="vgg10 conv filters of a bare state dict."),
         dense: Optional[int] = typer.Option(None, "--dense", help="vgg10 dense width of a bare state dict."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
     ) -> None:
-        """Export a model to QONNX or QCDQ ONNX (pruning masks burned in), optionally verifying it."""
+        """Export a model to QONNX or QCDQ ONNX (pruning masks burned in), optionally verifying it.
+
+        With --verify the file is written under a temporary name, verified, and only then renamed to --out:
+        a file that fails verification is never left under the output name.
+        """
         warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
         from torch import nn
 
         from amcprune.cost.resolve import load_for_cost
-        from amcprune.export import export_model, verify_export
+        from amcprune.export import export_model, read_onnx, verify_export
         from amcprune.export.onnx_export import FORMATS, input_shape_of
+        from amcprune.utils.atomic import atomic_path
 
         if fmt not in FORMATS:
             raise AmcpruneError(f"unknown --format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        if verify and frames < 1:
+            raise AmcpruneError(f"--frames must be at least 1, got {frames}")
+        if out.is_dir():
+            raise AmcpruneError(f"{out}: is a directory; --out takes the name of the ONNX file to write")
+        if out.exists() and not force:
+            raise AmcpruneError(f"{out}: already exists; use --force to replace it")
         target = load_for_cost(source, arch=arch, bits=bits, weight_bits=weight_bits, act_bits=act_bits,
                                input_bits=input_bits, filters=filters, dense=dense)
         if not isinstance(target, nn.Module):
+            read_onnx(target)  # bytes that only carry an .onnx suffix fail here with the reader's error
             raise AmcpruneError(f"{source}: is already an ONNX file; export needs a checkpoint or a run directory")
-        export_model(target, out, fmt)
+        x = verification_frames(frames, data, length=input_shape_of(target)[-1]) if verify else None
         record = {"out": str(out), "format": fmt}
-        if verify:
-            x = verification_frames(frames, data, length=input_shape_of(target)[-1])
-            res = verify_export(target, out, x, fmt=fmt, raise_on_failure=False)
-            record.update(res.to_dict())
+        with atomic_path(out, suffix=".onnx") as tmp:
+            export_model(target, tmp, fmt)
+            if verify:
+                res = verify_export(target, tmp, x, fmt=fmt, raise_on_failure=False)
+                record.update(res.to_dict())
+                if not res.passed:
+                    record["out"] = None
+                    if as_json:
+                        typer.echo(json.dumps(record, sort_keys=True))
+                    raise AmcpruneError(
+                        f"{out}: not written: the {fmt} export disagrees with the PyTorch model on "
+                        f"{_frames_text(res.n, data)}: {res.describe()}"
+                    )
         if as_json:
             typer.echo(json.dumps(record, sort_keys=True))
         else:
             typer.echo(f"wrote {out} ({fmt})")
             if verify:
-                typer.echo(f"verified on {record['n']} frames ({'test split of ' + str(data) if data else 'random frames in [-2, 2]'}): "
-                           f"max abs diff {record['max_abs_diff']:.3g} (tolerance {record['tolerance']:.3g}), "
-                           f"argmax agreement {record['argmax_agreement']:.4f}")
-        if verify and not record["passed"]:
-            raise AmcpruneError(
-                f"{out}: the {fmt} export disagrees with the PyTorch model: max abs diff {record['max_abs_diff']:.4g} "
-                f"(tolerance {record['tolerance']:.4g}), argmax agreement {record['argmax_agreement']:.4f}"
-            )
+                typer.echo(f"verified on {_frames_text(record['n'], data)}: {res.describe()}")
+
+
+def _frames_text(n: int, data: Path | None) -> str:
+    return f"{n} frames ({'test split of ' + str(data) if data else 'random frames in [-2, 2]'})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import warnings
 
@@ -9,6 +11,7 @@ import typer
 
 from amcprune import __version__
 from amcprune.errors import AmcpruneError
+from amcprune.utils.tempfiles import Terminated, terminate_now
 
 app = typer.Typer(
     name="amcprune",
@@ -48,8 +51,32 @@ def _register_stages() -> None:
 _register_stages()
 
 
+def _sigterm_handler(main_pid: int):
+    def handle(signum, frame):
+        if os.getpid() != main_pid:
+            # A forked worker (data synth): die as SIGTERM asks; the main process owns every temporary file.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        terminate_now()  # deletes this process's temporary files, then raises Terminated
+
+    return handle
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print ``error: ...`` on stderr and return 2."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _sigterm_handler(os.getpid()))
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        return _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except AmcpruneError as exc:
@@ -63,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except typer.TyperException as exc:
         # Usage errors (unknown command, bad option) from Typer's bundled Click.
         show = getattr(exc, "show", None)

@@ -17,10 +17,11 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(
             None, "--out", help="Directory for report.html and report.md (default: RUN_DIR)."
         ),
+        force: bool = typer.Option(False, "--force", help="Replace report.html and report.md if they exist."),
     ) -> None:
         """Write a self-contained HTML report (report.html) and a Markdown summary (report.md) of a run."""
         from amcprune.report import write_report
 
-        html_path, md_path = write_report(run_dir, out)
+        html_path, md_path = write_report(run_dir, out, overwrite=force)
         typer.echo(str(html_path))
         typer.echo(str(md_path))

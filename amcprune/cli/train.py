@@ -25,6 +25,9 @@ def _build_spec(spec_path, arch, bits, weight_bits, act_bits, input_bits, filter
         base["num_classes"] = RadioMLFile(data).n_classes  # without a spec file the data decides the classes
     if spec_path and arch:
         base["arch"] = arch
+    if float_model and any(v is not None for v in (bits, weight_bits, act_bits, input_bits)):
+        raise AmcpruneError("--float trains the unquantized model, which has no bit widths: "
+                            "drop --bits/--weight-bits/--act-bits/--input-bits, or drop --float")
     if bits is not None and (weight_bits is not None or act_bits is not None):
         raise AmcpruneError("--bits sets both weight and activation bits: do not combine it with --weight-bits/--act-bits")
     if bits is not None:
@@ -88,6 +91,8 @@ def register(app: typer.Typer) -> None:
 
         if resume and force:
             raise AmcpruneError("--resume and --force exclude each other")
+        if epochs is not None and epochs < 1:
+            raise AmcpruneError(f"--epochs must be at least 1, got {epochs}")
         overrides = {
             "epochs": epochs, "batch_size": batch_size, "lr": lr, "scheduler": scheduler, "patience": patience,
             "seed": seed, "train_snr_min": train_snr_min, "train_snr_max": train_snr_max,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from amcprune.data.radioml import RadioMLFile, check_finite, check_labels, sample_frame_indices
+from amcprune.data.radioml import RadioMLFile, check_all_labels, check_finite, sample_frame_indices
 from amcprune.data.split import split_fingerprint
 
 
@@ -34,23 +34,7 @@ def validate_file(
         f"{rf.n_classes} classes x {rf.n_snrs} SNRs x {rf.frames_per_pair} frames, Z ordered by class then SNR"
     )
 
-    # All of Y, chunk by chunk (490 MB as int64 on the full file, never held at once).
-    with rf.open() as f:
-        dy = f["Y"]
-        bar = None
-        if not quiet and rf.n_frames >= 10 * chunk_frames:
-            from tqdm import tqdm
-
-            bar = tqdm(total=rf.n_frames, unit="frame", desc="checking labels", leave=False)
-        try:
-            for lo in range(0, rf.n_frames, chunk_frames):
-                hi = min(lo + chunk_frames, rf.n_frames)
-                check_labels(rf, np.arange(lo, hi, dtype=np.int64), dy[lo:hi])
-                if bar is not None:
-                    bar.update(hi - lo)
-        finally:
-            if bar is not None:
-                bar.close()
+    check_all_labels(rf, chunk_frames=chunk_frames, quiet=quiet)
     report.checks.append(f"labels: all {rf.n_frames} rows of Y one-hot and consistent with the layout")
 
     train, test = rf.prescribed_split()

@@ -2,14 +2,17 @@
 
 FINN-era exports (the 2021 challenge submissions) differ from qonnx 1.0 in two ways:
 
-- datatype labels: ``SCALEDINT4`` where qonnx 1.0 writes ``SCALEDINT<4>`` (``DataType["SCALEDINT4"]``
-  raises). The labels live in ``graph.quantization_annotation[*].quant_parameter_tensor_names`` under
-  the key ``finn_datatype``, and in string node attributes such as MultiThreshold's ``out_dtype``.
+- datatype labels: ``SCALEDINT4`` / ``SCALEDUINT4`` where qonnx 1.0 writes ``SCALEDINT<4>``
+  (``DataType["SCALEDINT4"]`` raises, and qonnx 1.0 has no scaled unsigned type at all). The labels live
+  in ``graph.quantization_annotation[*].quant_parameter_tensor_names`` under the key ``finn_datatype``,
+  and in string node attributes such as MultiThreshold's ``out_dtype``. ``INTn``, ``UINTn``, ``BIPOLAR``,
+  ``TERNARY``, ``BINARY`` and ``FLOAT32`` are spelled the same in both.
 - custom-op domain: ``finn.custom_op.general`` (also ``finn`` alone in the oldest files) where qonnx
   1.0 wants ``qonnx.custom_op.general``, in the nodes and in ``opset_import``.
 
 The labels must be translated, not dropped: a folded weight initializer whose label is dropped is
-billed as FLOAT32 (32 bits per weight, 32 x act bits per MAC).
+billed as FLOAT32 (32 bits per weight, 32 x act bits per MAC). A label qonnx cannot read after
+translation is an error naming where it sits, never a silent FLOAT32.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
+from qonnx.core.datatype import DataType
 
 from amcprune.errors import AmcpruneError
 
@@ -27,28 +31,50 @@ QONNX_DOMAIN = "qonnx.custom_op.general"
 LEGACY_DOMAINS = {"finn.custom_op.general": QONNX_DOMAIN, "finn": QONNX_DOMAIN}
 DATATYPE_KEY = "finn_datatype"
 
-_LEGACY_SCALED = re.compile(r"^SCALEDINT(\d+)$")
+# Every integer label of either era, by one grammar: optional SCALED, optional U, INT, then the width
+# bare (FINN: SCALEDINT4, INT4) or in angle brackets (qonnx 1.0: SCALEDINT<4>).
+_INT_LABEL = re.compile(r"^(?P<scaled>SCALED)?(?P<unsigned>U)?INT(?:<(?P<bracketed>\d+)>|(?P<bare>\d+))$")
 _LEGACY_FIXED = re.compile(r"^FIXED(\d+)_(\d+)$")
 
 
 def translate_datatype_name(name: str) -> str:
-    """``SCALEDINT4`` -> ``SCALEDINT<4>``; names qonnx already reads are returned unchanged."""
-    m = _LEGACY_SCALED.match(name)
+    """A FINN-era datatype label in qonnx 1.0 spelling (``SCALEDUINT4`` -> ``SCALEDINT<4>``).
+
+    Names that are not integer labels (``BIPOLAR``, ``TERNARY``, ``FLOAT32``, ...) are returned
+    unchanged; ``_check_datatype_name`` decides whether qonnx reads them.
+    """
+    m = _INT_LABEL.match(name)
     if m:
-        return f"SCALEDINT<{m.group(1)}>"
+        bits = int(m["bracketed"] or m["bare"])
+        if m["scaled"]:
+            # qonnx 1.0 has one scaled type, ScaledIntType (signed). Its own Quant op labels every scaled
+            # output SCALEDINT<n> whether the quantizer is signed or not, and inference_cost bills a
+            # datatype by its bit width alone, so SCALEDUINTn -> SCALEDINT<n> bills exactly what a
+            # qonnx 1.0 re-export of the same graph bills. UINTn would bill the same bops but claims
+            # unscaled integers, so the datatypes qonnx infers downstream would differ from the re-export's.
+            return f"SCALEDINT<{bits}>"
+        return f"{'U' if m['unsigned'] else ''}INT{bits}"
     m = _LEGACY_FIXED.match(name)
     if m:
         return f"FIXED<{m.group(1)},{m.group(2)}>"
     return name
 
 
-def _check_datatype_name(name: str, where: str) -> None:
-    from qonnx.core.datatype import DataType
-
+def _check_datatype_name(name: str, where: str, label: str | None = None) -> None:
+    """Raise unless qonnx reads ``name``; ``label`` is the label as the file spells it (for the message)."""
+    label = name if label is None else label
     try:
-        DataType[name]
-    except (KeyError, ValueError):
-        raise AmcpruneError(f"unknown quantization datatype label {name!r} on {where}") from None
+        bits = DataType[name].bitwidth()
+    except Exception:  # qonnx's parser raises KeyError, ValueError or worse on labels it does not know
+        raise AmcpruneError(f"unknown quantization datatype label {label!r} on {where}") from None
+    if bits < 1:  # qonnx reads INT0, and would bill its MACs and weights as free
+        raise AmcpruneError(f"quantization datatype label {label!r} on {where} has no bits")
+
+
+def _translate_label(value: str, where: str) -> tuple[str, bool]:
+    new = translate_datatype_name(value)
+    _check_datatype_name(new, where, label=value)
+    return new, new != value
 
 
 def translate_legacy(proto: onnx.ModelProto) -> int:
@@ -60,11 +86,8 @@ def translate_legacy(proto: onnx.ModelProto) -> int:
         for ann in graph.quantization_annotation:
             for entry in ann.quant_parameter_tensor_names:
                 if entry.key == DATATYPE_KEY:
-                    new = translate_datatype_name(entry.value)
-                    if new != entry.value:
-                        entry.value = new
-                        changed += 1
-                    _check_datatype_name(entry.value, f"tensor {ann.tensor_name!r}")
+                    entry.value, rewritten = _translate_label(entry.value, f"tensor {ann.tensor_name!r}")
+                    changed += rewritten
         for node in graph.node:
             if node.domain in LEGACY_DOMAINS:
                 node.domain = LEGACY_DOMAINS[node.domain]
@@ -72,8 +95,14 @@ def translate_legacy(proto: onnx.ModelProto) -> int:
             for attr in node.attribute:
                 if attr.type == onnx.AttributeProto.STRING and "dtype" in attr.name.lower():
                     old = attr.s.decode("utf-8", errors="replace")
-                    new = translate_datatype_name(old)
-                    if new != old:
+                    if node.domain == QONNX_DOMAIN and old:
+                        # qonnx reads these labels (MultiThreshold's out_dtype); other domains' are not ours
+                        new, rewritten = _translate_label(
+                            old, f"attribute {attr.name!r} of node {node.name or node.op_type!r}")
+                    else:
+                        new = translate_datatype_name(old)
+                        rewritten = new != old
+                    if rewritten:
                         attr.s = new.encode()
                         changed += 1
                 elif attr.type == onnx.AttributeProto.GRAPH:
@@ -121,14 +150,23 @@ def read_onnx(path: str | os.PathLike, translate: bool = True) -> tuple[onnx.Mod
     return proto, changed
 
 
-def looks_like_onnx(path: str | os.PathLike) -> bool:
-    """Cheap guess: ``.onnx`` suffix, or not a zip/pickle (torch checkpoints are zip files)."""
+def looks_like_onnx(path: str | os.PathLike, parse: bool = False) -> bool:
+    """Whether ``path`` should be read as ONNX: it parses as an ONNX model (torch checkpoints, zip files and
+    pickles never do). Without ``parse`` an ``.onnx`` suffix is taken at its word (a broken ``.onnx`` file then
+    fails with the ONNX reader's one-line error, which names the problem better than a checkpoint loader)."""
     path = Path(path)
-    if path.suffix.lower() == ".onnx":
+    if not parse and path.suffix.lower() == ".onnx":
         return True
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)
+            if head.startswith(b"PK") or head.startswith(b"\x80") or os.fstat(fh.fileno()).st_size > (2 << 30):
+                return False
+            data = head + fh.read()
     except OSError:
         return False
-    return not (head.startswith(b"PK") or head.startswith(b"\x80"))
+    try:
+        parse_onnx_bytes(data, str(path))
+    except AmcpruneError:
+        return False
+    return True

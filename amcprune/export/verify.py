@@ -1,24 +1,32 @@
 """Check that an exported ONNX file computes what the PyTorch model computes.
 
-QONNX files run in ``qonnx.core.onnx_exec.execute_onnx`` (the executor FINN and the cost tool
-trust), QCDQ files in onnxruntime with every graph optimisation disabled (onnxruntime's default
-optimisations fuse QuantizeLinear/DequantizeLinear pairs and change quantized results). Both run
-frame by frame at batch 1, the shape the files were exported with.
+Like with like. The files are exported at batch 1, so both sides run frame by frame at batch 1: QONNX
+files in ``qonnx.core.onnx_exec.execute_onnx`` (the executor FINN and the cost tool trust), QCDQ files in
+onnxruntime with every graph optimisation disabled (its default optimisations fuse QuantizeLinear/
+DequantizeLinear pairs and change quantized results), and the PyTorch model one frame at a time. Batch
+size matters on the PyTorch side alone: its convolutions sum in another order at batch 64 than at batch 1,
+and an activation that sits on a rounding boundary of a quantizer then rounds the other way; the logits of
+that frame move by one step of that activation carried through the layers after it, many output steps
+(``batch_effect`` measures it; docs/cost.md gives figures).
 
-Tolerance. The exported graph computes the same integer arithmetic as Brevitas, but in a different
-floating-point order (BatchNorm is a separate node, scales are applied at other points), so values
-agree to about 1e-6 relative. The only legitimate larger difference is an activation that lies on a
-rounding boundary of a quantizer and rounds the other way: one quantization step of that
-activation, which the following layers turn into a small change of the logits. We therefore accept
+Tolerance, in steps of the output quantizer. The last layer (QuantLinear with an Int32 bias) computes its
+logits on the grid of its int32 accumulator: one step is ``q = s_in * s_w``, the scale of its input
+activation times the scale of its weights (Brevitas quantizes the bias with exactly that scale), the
+smallest change of a logit the quantized arithmetic can make. A correct export computes the same integers
+in a different floating-point order, so its logits differ from PyTorch's by float rounding only, far
+below one step (figures in docs/cost.md). We accept
 
-- ``max_abs_diff <= atol + rtol * max|logit|`` with ``rtol = 2e-2`` (a few steps of an 8-bit output
-  range: 1/127 of the range per step) and ``atol = 1e-4``, and
-- argmax agreement >= 0.99, or else every disagreement is a near-tie: the PyTorch top-two logits of
-  that frame are closer than the tolerance (a tie broken the other way by rounding noise). With few
-  frames (n < 100) this means no real disagreement at all.
+- per frame, ``max |logit difference| <= VERIFY_STEPS * q`` (one step; or ``ACCUMULATION_RTOL`` = 1e-5 of
+  the largest logit if that is more: float32 accumulation noise of the last layer, which approaches a step
+  at 8 bits with large logits), except on at most
+  ``floor(MAX_FLIP_FRACTION * n)`` frames (5%: none below 20 frames): a frame beyond one step is either an
+  activation on a rounding boundary rounding the other way in the two executors (rare, one frame at a
+  time) or a defect, and a defect (a perturbed weight, a mask not burned in, a missing BatchNorm) moves
+  the logits of every frame by many steps;
+- every argmax disagreement must be a tie: the class each side picks is within that frame's difference
+  of the top logit on the other side (exact ties count as agreement).
 
-A wrong export (a perturbed weight, a mask that was not burned in, a missing BatchNorm) moves the
-logits by a sizeable fraction of their range and fails both tests.
+A float model (no output quantizer) gets ``1e-4 * max(1, max|logit|)`` instead of a step.
 """
 
 from __future__ import annotations
@@ -35,9 +43,11 @@ from amcprune.errors import AmcpruneError
 from amcprune.export.onnx_export import burned_copy
 from amcprune.export.onnx_io import read_onnx
 
-RTOL = 2e-2
-ATOL = 1e-4
-MIN_ARGMAX_AGREEMENT = 0.99
+VERIFY_STEPS = 1.0
+MAX_FLIP_FRACTION = 0.05
+FLOAT_RTOL = 1e-4
+# float32 accumulation of the last layer: up to n_in * 6e-8 of the logit scale (n_in = 128 for VGG10)
+ACCUMULATION_RTOL = 1e-5
 
 QONNX_OPS = {"Quant", "BipolarQuant", "Trunc", "MultiThreshold"}
 QCDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
@@ -46,15 +56,25 @@ QCDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 @dataclass
 class VerifyResult:
     max_abs_diff: float
-    argmax_agreement: float
+    argmax_agreement: float  # ties (equal top logits on one side) count as agreement
     n: int
     fmt: str = ""
-    tolerance: float = 0.0
+    tolerance: float = 0.0  # per logit, absolute: VERIFY_STEPS output steps (or the float tolerance)
+    output_step: float | None = None  # q = s_in * s_w of the last layer; None for a float model
+    max_diff_steps: float | None = None  # max_abs_diff / output_step
+    frames_over_tolerance: int = 0
+    allowed_frames_over_tolerance: int = 0
     unexplained_argmax_mismatches: int = 0
     passed: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def describe(self) -> str:
+        steps = f" = {self.max_diff_steps:.3g} output steps" if self.max_diff_steps is not None else ""
+        return (f"max abs diff {self.max_abs_diff:.4g}{steps} (tolerance {self.tolerance:.4g} per logit), "
+                f"{self.frames_over_tolerance} of {self.n} frames over it ({self.allowed_frames_over_tolerance} allowed), "
+                f"argmax agreement {self.argmax_agreement:.4f}")
 
 
 def detect_format(proto) -> str:
@@ -80,12 +100,65 @@ def _as_frames(frames) -> np.ndarray:
     return frames
 
 
-def torch_outputs(model: nn.Module, frames: np.ndarray) -> np.ndarray:
+def last_quant_layer(model: nn.Module) -> nn.Module | None:
+    """The last Brevitas layer with weights (the one that computes the logits), or None for a float model."""
+    from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
+
+    layers = [m for m in model.modules() if isinstance(m, QuantWeightBiasInputOutputLayer)]
+    return layers[-1] if layers else None
+
+
+def _as_output(out) -> torch.Tensor:
+    return getattr(out, "value", out)
+
+
+def torch_outputs(model: nn.Module, frames: np.ndarray, batch_size: int = 1) -> tuple[np.ndarray, float | None]:
+    """PyTorch logits (n, classes) in batches of ``batch_size``, and the output step ``q`` (None if unknown)."""
     clone = burned_copy(model)
-    with torch.no_grad():
-        out = clone(torch.from_numpy(frames))
-    out = getattr(out, "value", out)
-    return out.detach().cpu().numpy().reshape(len(frames), -1).astype(np.float64)
+    last = last_quant_layer(clone)
+    seen: dict[str, torch.Tensor] = {}
+
+    def grab_input_scale(module, args):
+        scale = getattr(args[0], "scale", None) if args else None
+        if scale is not None:
+            seen["scale"] = scale.detach()
+
+    handle = last.register_forward_pre_hook(grab_input_scale) if last is not None else None
+    try:
+        with torch.no_grad():
+            x = torch.from_numpy(frames)
+            outs = [_as_output(clone(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+            step = None
+            if last is not None and "scale" in seen:
+                q = seen["scale"].float() * last.quant_weight().scale.detach().float()
+                if q.numel() == 1 and float(q) > 0:
+                    step = float(q)
+    finally:
+        if handle is not None:
+            handle.remove()
+    out = torch.cat(outs).detach().cpu().numpy().reshape(len(frames), -1).astype(np.float64)
+    return out, step
+
+
+def batch_effect(model: nn.Module, frames, batch_size: int = 64) -> dict:
+    """How much PyTorch's own logits change between batch ``batch_size`` and batch 1 on ``frames``.
+
+    Returns ``max_abs_diff``, ``frames_differing`` (by more than half an output step: a rounding flip, not
+    float noise), ``n``, ``output_step`` and ``max_diff_steps``.
+    """
+    frames = _as_frames(frames)
+    batched, step = torch_outputs(model, frames, batch_size=batch_size)
+    single, _ = torch_outputs(model, frames, batch_size=1)
+    per_frame = np.abs(batched - single).max(axis=1)
+    noise = 0.5 * step if step else FLOAT_RTOL * max(1.0, float(np.abs(single).max()))
+    return {
+        "n": int(len(frames)),
+        "batch_size": int(batch_size),
+        "max_abs_diff": float(per_frame.max()),
+        "frames_differing": int((per_frame > noise).sum()),
+        "output_step": step,
+        "max_diff_steps": float(per_frame.max() / step) if step else None,
+    }
 
 
 def onnx_outputs(path: str | os.PathLike, frames: np.ndarray, fmt: str | None = None) -> tuple[np.ndarray, str]:
@@ -132,45 +205,57 @@ def onnx_outputs(path: str | os.PathLike, frames: np.ndarray, fmt: str | None = 
     return np.stack(outputs), fmt
 
 
-def compare_outputs(reference: np.ndarray, candidate: np.ndarray, fmt: str = "",
-                    rtol: float = RTOL, atol: float = ATOL) -> VerifyResult:
-    """Compare logits (n, classes) with the tolerance described in the module docstring."""
+def _argmax_agrees(a: np.ndarray, b: np.ndarray, slack: np.ndarray) -> np.ndarray:
+    """Per frame: one side's pick is within ``slack`` of the top logit of the other side (so ties agree)."""
+    rows = np.arange(len(a))
+    pick_a, pick_b = a.argmax(axis=1), b.argmax(axis=1)
+    return (a.max(axis=1) - a[rows, pick_b] <= slack) | (b.max(axis=1) - b[rows, pick_a] <= slack)
+
+
+def compare_outputs(reference: np.ndarray, candidate: np.ndarray, fmt: str = "", output_step: float | None = None,
+                    steps: float = VERIFY_STEPS, max_flip_fraction: float = MAX_FLIP_FRACTION) -> VerifyResult:
+    """Compare logits (n, classes) with the rules of the module docstring."""
     if reference.shape != candidate.shape:
         raise AmcpruneError(f"export output shape {candidate.shape} differs from the model's {reference.shape}")
     n = reference.shape[0]
     diff = np.abs(reference - candidate)
-    max_abs_diff = float(diff.max()) if diff.size else 0.0
-    if not np.isfinite(candidate).all():
-        max_abs_diff = float("inf")
-    tol = atol + rtol * float(np.abs(reference).max())
-    ref_arg = reference.argmax(axis=1)
-    cand_arg = candidate.argmax(axis=1)
-    agree = ref_arg == cand_arg
-    top2 = np.sort(reference, axis=1)[:, -2:] if reference.shape[1] > 1 else np.zeros((n, 2))
-    margin = top2[:, 1] - top2[:, 0]
-    unexplained = int(np.sum(~agree & (margin > tol)))
-    agreement = float(agree.mean())
-    passed = max_abs_diff <= tol and (agreement >= MIN_ARGMAX_AGREEMENT or unexplained == 0)
-    return VerifyResult(max_abs_diff=max_abs_diff, argmax_agreement=agreement, n=n, fmt=fmt, tolerance=tol,
-                        unexplained_argmax_mismatches=unexplained, passed=bool(passed))
+    per_frame = diff.max(axis=1) if diff.size else np.zeros(n)
+    per_frame = np.where(np.isfinite(candidate).all(axis=1), per_frame, np.inf)
+    max_abs_diff = float(per_frame.max()) if n else 0.0
+    largest = float(np.abs(reference).max()) if reference.size else 0.0
+    if output_step:
+        tol = max(steps * output_step, ACCUMULATION_RTOL * largest)
+    else:
+        tol = FLOAT_RTOL * max(1.0, largest)
+    over = per_frame > tol
+    allowed = int(np.floor(max_flip_fraction * n))
+    exact_ties = _argmax_agrees(reference, candidate, np.zeros(n))
+    # Logits that each move by at most d can swap two classes whose reference logits are within 2 d.
+    explained = _argmax_agrees(reference, candidate, 2 * np.maximum(per_frame, tol))
+    unexplained = int(np.sum(~explained))
+    passed = int(over.sum()) <= allowed and unexplained == 0
+    return VerifyResult(
+        max_abs_diff=max_abs_diff, argmax_agreement=float(exact_ties.mean()) if n else 1.0, n=n, fmt=fmt,
+        tolerance=float(tol), output_step=output_step,
+        max_diff_steps=(max_abs_diff / output_step) if output_step else None,
+        frames_over_tolerance=int(over.sum()), allowed_frames_over_tolerance=allowed,
+        unexplained_argmax_mismatches=unexplained, passed=bool(passed),
+    )
 
 
 def verify_export(model: nn.Module, path: str | os.PathLike, frames, fmt: str | None = None,
-                  rtol: float = RTOL, atol: float = ATOL, raise_on_failure: bool = True) -> VerifyResult:
-    """Run ``frames`` (n, 2, length) through ``model`` and the exported file and compare the logits.
+                  steps: float = VERIFY_STEPS, raise_on_failure: bool = True) -> VerifyResult:
+    """Run ``frames`` (n, 2, length) through ``model`` and the exported file, both at batch 1, and compare.
 
-    ``fmt`` is "qonnx" or "qcdq" (detected from the graph when None). Raises ``AmcpruneError`` when
-    the outputs disagree beyond quantization rounding (see the module docstring), unless
-    ``raise_on_failure`` is False; the returned result carries ``passed`` either way.
+    ``fmt`` is "qonnx" or "qcdq" (detected from the graph when None). Raises ``AmcpruneError`` when the
+    outputs disagree beyond the tolerance of the module docstring (``steps`` output quantization steps),
+    unless ``raise_on_failure`` is False; the returned result carries ``passed`` either way.
     """
     path = Path(path)
     frames = _as_frames(frames)
-    reference = torch_outputs(model, frames)
+    reference, step = torch_outputs(model, frames, batch_size=1)
     candidate, fmt = onnx_outputs(path, frames, fmt)
-    result = compare_outputs(reference, candidate, fmt=fmt, rtol=rtol, atol=atol)
+    result = compare_outputs(reference, candidate, fmt=fmt, output_step=step, steps=steps)
     if raise_on_failure and not result.passed:
-        raise AmcpruneError(
-            f"{path}: the {fmt} export disagrees with the PyTorch model: max abs diff {result.max_abs_diff:.4g} "
-            f"(tolerance {result.tolerance:.4g}), argmax agreement {result.argmax_agreement:.4f} over {result.n} frames"
-        )
+        raise AmcpruneError(f"{path}: the {fmt} export disagrees with the PyTorch model: {result.describe()}")
     return result

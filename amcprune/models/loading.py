@@ -12,7 +12,7 @@ from torch import nn
 from amcprune.errors import AmcpruneError
 from amcprune.models.registry import build_model
 from amcprune.models.spec import ModelSpec, validate_spec
-from amcprune.utils.checkpoint import describe_mismatch, load_checkpoint, load_model_state
+from amcprune.utils.checkpoint import check_finite_weights, describe_mismatch, load_checkpoint, load_model_state
 
 # Where a run directory keeps its model, in order of preference.
 RUN_DIR_CANDIDATES = ("checkpoints/best.pt", "checkpoints/last.pt", "final.pt")
@@ -73,6 +73,7 @@ def load_challenge_state_dict(path_or_state: str | os.PathLike | dict[str, torch
             break
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise AmcpruneError(f"{source}: not a state dict (expected a mapping of parameter names to tensors)")
+    check_finite_weights(state, source)  # a file was checked on load; a dict handed in directly was not
     model = build_model(spec)
     problem = describe_mismatch(model, state)
     if problem:

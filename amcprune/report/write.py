@@ -20,15 +20,21 @@ def _write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[Path, Path]:
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None, overwrite: bool = True) -> tuple[Path, Path]:
     """Write the HTML report and the Markdown summary of ``run_dir``; return their paths.
 
-    They go to ``out_dir`` (created if needed), by default the run directory itself.
+    They go to ``out_dir`` (created if needed), by default the run directory itself. Existing reports
+    there are replaced only with ``overwrite`` (the CLI passes its ``--force``; the pipeline rewrites its
+    own report on every resume).
     """
-    data = collect_report_data(run_dir)
     out = Path(out_dir) if out_dir is not None else Path(run_dir)
     if out.exists() and not out.is_dir():
         raise AmcpruneError(f"output path is not a directory: {out}")
+    if not overwrite:
+        found = [name for name in (HTML_NAME, MD_NAME) if (out / name).exists()]
+        if found:
+            raise AmcpruneError(f"{out / found[0]}: already exists; use --force to replace it")
+    data = collect_report_data(run_dir)
     sections = build_sections(data)
     html_path, md_path = out / HTML_NAME, out / MD_NAME
     try:

@@ -240,12 +240,27 @@ def evaluate_model(
     return result_from_predictions(preds, ys, ss, names, loss=loss, split=split, confusion_snrs=confusion_snrs)
 
 
+EVAL_OUTPUTS = ("eval.json", "acc_vs_snr.png", "acc_class_snr.png", "confusion.png", "confusion_snr*.png")
+
+
+def check_eval_out(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse an ``out_dir`` that is a file, or (unless ``overwrite``) one that already holds an evaluation."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise AmcpruneError(f"{out}: exists and is not a directory; --out takes a directory for eval.json and plots")
+    if out.is_dir() and not overwrite:
+        found = sorted({p.name for pattern in EVAL_OUTPUTS for p in out.glob(pattern)})
+        if found:
+            raise AmcpruneError(f"{out}: already holds an evaluation ({', '.join(found[:3])}); use --force to replace it")
+    return out
+
+
 def write_eval(result: EvalResult, out_dir: str | os.PathLike, *, plots: bool = True) -> dict[str, Path]:
     """Write ``eval.json`` and (with ``plots``) ``acc_vs_snr.png``, ``acc_class_snr.png``, ``confusion.png``
     and ``confusion_snr<S>.png`` for each chosen SNR. Returns the written paths."""
     from amcprune.utils.atomic import write_json_atomic
 
-    out = Path(out_dir)
+    out = check_eval_out(out_dir, overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
     written = {"json": out / "eval.json"}
     write_json_atomic(written["json"], result.to_json())
@@ -275,17 +290,26 @@ def evaluate_checkpoint(
     limit: int | None = None,
     quiet: bool = False,
     warn=None,
+    overwrite: bool = False,
 ) -> EvalResult:
     """The ``amcprune evaluate`` job: load a checkpoint (or run), read ``split`` of the data, evaluate.
 
     ``split``: "test" (the whole prescribed test split), "val" (the run's validation carve, with its SNR
     filter; needs a checkpoint written by ``amcprune train``) or "all" (every frame of the file). ``limit``
-    evaluates a seeded random subset of that many frames.
+    evaluates a seeded random subset of that many frames. ``confusion_snrs`` must be SNRs of the evaluated
+    frames. All of Y is checked (one-hot, consistent with the layout), as training does. An ``out_dir``
+    that already holds an evaluation is refused unless ``overwrite``.
     """
     from amcprune.data import radioml
     from amcprune.train.config import TrainConfig, resolve_device
     from amcprune.train.data import InMemoryData
 
+    if batch_size < 1:
+        raise AmcpruneError(f"--batch-size must be at least 1, got {batch_size}")
+    if limit is not None and limit < 1:
+        raise AmcpruneError(f"--limit must be at least 1 frame, got {limit}")
+    if out_dir is not None:
+        check_eval_out(out_dir, overwrite)
     model, spec, ckpt = load_trained(path)
     if data_path is None:
         data_path = ckpt.get("data_path")
@@ -313,9 +337,19 @@ def evaluate_checkpoint(
         idx = np.arange(radioml.RadioMLFile(data_path).n_frames, dtype=np.int64)
     else:
         raise AmcpruneError(f"unknown split {split!r} (test, val or all)")
+    rf = radioml.RadioMLFile(data_path)
+    radioml.check_all_labels(rf, quiet=quiet)  # the frames evaluated are checked anyway; train checks all
     if limit is not None and limit < idx.size:
         rng = np.random.default_rng(0)
         idx = np.sort(rng.choice(idx, size=limit, replace=False))
+    if confusion_snrs is not None:
+        present = sorted({int(s) for s in np.unique(rf.snrs_of(idx))})
+        missing = [int(s) for s in confusion_snrs if int(s) not in present]
+        if missing:
+            raise AmcpruneError(
+                f"--snr {missing[0]}: no {split} frames at {missing[0]} dB in {data_path} "
+                f"(SNRs: {', '.join(str(s) for s in present)})"
+            )
     dev = resolve_device(device)
     data = InMemoryData.from_file(data_path, {split: idx}, spec=spec, device=dev, quiet=quiet)
     model.to(dev)

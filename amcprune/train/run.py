@@ -103,6 +103,9 @@ def train_run(
     from amcprune.models import ModelSpec, build_model
 
     run_dir = Path(run_dir)
+    if config is not None and config.epochs < 1:
+        # zero epochs would leave a run directory without a checkpoint that nothing downstream can read
+        raise AmcpruneError(f"epochs must be at least 1, got {config.epochs}")
     prepare_run_dir(run_dir, RUN_FILES, resume=resume, force=force, kind="train run")
     ckpt_dir = run_dir / "checkpoints"
 
@@ -170,7 +173,10 @@ def train_run(
             raise AmcpruneError(f"{ckpt_dir / 'last.pt'}: trained on other data (fingerprint differs)")
         if last_ckpt.get("spec") != spec.model_dump(mode="json"):
             raise AmcpruneError(f"{ckpt_dir / 'last.pt'}: model spec differs from the run's config.yaml")
-        load_model_state(model, last_ckpt["model"], last_ckpt.get("masks"))
+        try:
+            load_model_state(model, last_ckpt["model"], last_ckpt.get("masks"))
+        except AmcpruneError as exc:
+            raise AmcpruneError(f"{ckpt_dir / 'last.pt'}: {exc}") from None
     elif init_from is not None:
         model = _load_init(model, spec, init_from)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from amcprune.errors import AmcpruneError
+from amcprune.export.onnx_io import looks_like_onnx
 from amcprune.utils.atomic import atomic_path
 
 CHECKPOINT_FORMAT = "amcprune-checkpoint/1"
@@ -37,15 +39,65 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
+def _not_a_checkpoint(path: Path, detail: str) -> AmcpruneError:
+    if looks_like_onnx(path, parse=True):
+        return AmcpruneError(
+            f"{path}: is an ONNX file, not a PyTorch checkpoint; this command needs an amcprune checkpoint or run "
+            "directory (ONNX files are read by `amcprune cost`)"
+        )
+    return AmcpruneError(f"{path}: not a readable PyTorch checkpoint ({detail})")
+
+
+def _state_tensors(obj: dict) -> dict[str, Any]:
+    """The weights of a loaded checkpoint: ``model`` of an amcprune checkpoint, else the state dict itself."""
+    for key in ("model", "state_dict", "model_state_dict"):
+        if isinstance(obj.get(key), dict):
+            return obj[key]
+    return obj
+
+
+def check_finite_weights(state: dict[str, Any], source: str) -> None:
+    """Raise unless every floating-point tensor of ``state`` is finite (a diverged run saves NaN weights)."""
+    bad = [
+        (key, int((~torch.isfinite(value)).sum()))
+        for key, value in state.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+    if bad:
+        key, count = bad[0]
+        more = f" and {len(bad) - 1} more tensor(s)" if len(bad) > 1 else ""
+        raise AmcpruneError(
+            f"{source}: non-finite weights (NaN or Inf): {count} value(s) in {key}{more}; "
+            "the model is unusable (did its training diverge?)"
+        )
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint or bare state dict with ``weights_only=True``, turning failures into one line."""
+    """Load a checkpoint or bare state dict with ``weights_only=True``, turning failures into one line.
+
+    A checkpoint whose weights hold NaN or Inf is refused: evaluating, scoring, exporting or training from
+    it would only produce chance accuracy or ``loss nan`` with exit 0.
+    """
     path = Path(path)
     if not path.exists():
         raise AmcpruneError(f"{path}: no such file")
     if path.is_dir():
         raise AmcpruneError(f"{path}: is a directory, expected a checkpoint file")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError as exc:
+        raise AmcpruneError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not head:
+        raise AmcpruneError(f"{path}: is empty, not a checkpoint")
+    if not (head.startswith(b"PK") or head.startswith(b"\x80")):
+        # torch.save writes a zip archive (a pickle in torch < 1.6); anything else is not a checkpoint
+        raise _not_a_checkpoint(path, "neither a zip archive nor a pickle")
+    try:
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols > 2 before failing; the error below says all that matters.
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch's message opens with advice to retry with weights_only=False: exactly what must not be
         # done with an untrusted file. Keep only the line that names the refused object.
@@ -56,11 +108,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"(a checkpoint must hold only tensors and plain containers; this one may run code)"
             + (f": {named}" if named else "")
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except Exception as exc:  # torch.load raises KeyError, RuntimeError, EOFError, ... on foreign bytes
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AmcpruneError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
+        raise _not_a_checkpoint(path, first) from None
     if not isinstance(obj, dict):
         raise AmcpruneError(f"{path}: expected a checkpoint dict or a state dict, found {type(obj).__name__}")
+    check_finite_weights(_state_tensors(obj), str(path))
     return obj
 
 

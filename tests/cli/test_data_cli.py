@@ -166,7 +166,7 @@ def _fake_synth(monkeypatch, calls):
         calls.append(("config", preset, overrides))
         return {"preset": preset, **overrides}
 
-    def write_synthetic(config, out_path, workers=1, quiet=False):
+    def write_synthetic(config, out_path, workers=1, quiet=False, overwrite=True):
         calls.append(("write", config, Path(out_path), workers, quiet))
         names = config.get("classes", ["BPSK", "QPSK"])
         return layout.write_layout(out_path, n_classes=len(names), snrs=(0, 2), frames_per_pair=4, classes_attr=names)
@@ -188,7 +188,7 @@ def test_synth_passes_only_given_overrides(tmp_path, monkeypatch, capsys):
     assert calls[1][2] == out and calls[1][3] >= 1 and calls[1][4] is True
     calls.clear()
     args = ["data", "synth", "--preset", "tiny", "--out", str(out), "--seed", "7", "--classes", "BPSK, QPSK,8PSK",
-            "--snr-min", "-20", "--snr-max", "4", "--snr-step", "4", "--frames-per-pair", "3", "--workers", "2"]
+            "--snr-min", "-20", "--snr-max", "4", "--snr-step", "4", "--frames-per-pair", "3", "--workers", "2", "--force"]
     assert main(args) == 0
     assert calls[0] == ("config", "tiny", {"seed": 7, "classes": ["BPSK", "QPSK", "8PSK"], "snr_min": -20,
                                           "snr_max": 4, "snr_step": 4, "frames_per_pair": 3})
@@ -228,3 +228,58 @@ def test_synth_real_generator_bad_options(tmp_path, capsys):
     assert main(["data", "synth", "--out", str(out), "--workers", "0"]) == 2
     assert "--workers" in _error_line(capsys)
     assert not out.exists()
+
+
+def test_synth_never_replaces_a_file_without_force(good, tmp_path, capsys):
+    # The reported case: `cp tiny.h5 x.h5; amcprune data synth --preset tiny --seed 5 --out x.h5` replaced it.
+    out = tmp_path / "x.h5"
+    shutil.copy(good, out)
+    before = out.read_bytes()
+    assert main(["data", "synth", "--preset", "tiny", "--seed", "5", "--out", str(out), "--workers", "1", "--quiet"]) == 2
+    assert "already exists" in _error_line(capsys) and out.read_bytes() == before
+    args = ["data", "synth", "--preset", "tiny", "--seed", "5", "--out", str(out), "--workers", "1", "--quiet",
+            "--classes", "BPSK,QPSK", "--frames-per-pair", "2", "--force"]
+    assert main(args) == 0
+    assert out.read_bytes() != before
+
+
+def test_synth_killed_by_sigterm_leaves_no_temporary_file(tmp_path):
+    out = tmp_path / "big.h5"
+    cmd = [sys.executable, "-m", "amcprune", "data", "synth", "--preset", "quick", "--frames-per-pair", "400",
+           "--out", str(out), "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".big.h5.*.tmp")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".big.h5.*.tmp")), "the synth never started writing"
+    time.sleep(0.5)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err, (proc.returncode, err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_synth_sweeps_what_a_sigkill_left(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".old.h5.amcprune-{int(dead.stdout)}-x1y2.tmp"
+    stale.write_bytes(b"\0" * 1024)
+    out = tmp_path / "new.h5"
+    args = ["data", "synth", "--preset", "tiny", "--out", str(out), "--workers", "1", "--quiet",
+            "--classes", "BPSK", "--frames-per-pair", "1"]
+    assert main(args) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.h5"]
+
+
+def test_fingerprint_is_named_for_what_it_samples(good, copy, capsys):
+    # The reported case: a NaN frame outside the sample left the "data fingerprint" unchanged.
+    with h5py.File(copy, "r+") as f:
+        f["X"][5, 0, 0] = np.nan  # frame 5: neither the first nor the middle frame of its pair block
+    outputs = []
+    for path in (good, copy):
+        assert main(["data", "info", str(path), "--full", "--quiet"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        outputs.append({line.split(": ")[0]: line.split(": ")[1] for line in lines if "fingerprint" in line or "sha256 (" in line})
+    sampled = "sampled data fingerprint (layout, Z, 2 frames per class x SNR)"
+    full = "content sha256 (all of X, Y, Z)"
+    assert outputs[0][sampled] == outputs[1][sampled]  # says what it is: a sample
+    assert outputs[0][full] != outputs[1][full]  # and --full tells the two files apart

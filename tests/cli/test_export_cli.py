@@ -87,3 +87,71 @@ def test_export_bad_inputs(ckpt, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    return err
+
+
+def test_failed_verification_leaves_no_file(ckpt, tmp_path, capsys, monkeypatch):
+    # The reported case: a failed --verify left the unverified .onnx under the output name.
+    import amcprune.export as export_pkg
+    from amcprune.export.verify import compare_outputs
+
+    def disagreeing(model, path, frames, fmt=None, raise_on_failure=True):
+        ref = np.zeros((len(frames), 24))
+        ref[:, 0] = 1.0
+        return compare_outputs(ref, ref[:, ::-1].copy(), fmt=fmt, output_step=0.01)
+
+    monkeypatch.setattr(export_pkg, "verify_export", disagreeing)
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(ckpt), "--out", str(out), "--verify", "--frames", "2"]) == 2
+    assert "not written" in _error(capsys)
+    assert list(tmp_path.iterdir()) == []
+    out.write_bytes(b"the previous good export")
+    assert main(["export", str(ckpt), "--out", str(out), "--verify", "--frames", "2", "--force"]) == 2
+    _error(capsys)
+    assert out.read_bytes() == b"the previous good export" and list(tmp_path.iterdir()) == [out]
+
+
+def test_export_never_replaces_without_force(ckpt, tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"keep")
+    assert main(["export", str(ckpt), "--out", str(out)]) == 2
+    assert "already exists" in _error(capsys) and out.read_bytes() == b"keep"
+    assert main(["export", str(ckpt), "--out", str(out), "--force"]) == 0
+    assert onnx.load(str(out)).graph.node
+    # --out naming a directory used to end in a traceback
+    assert main(["export", str(ckpt), "--out", str(tmp_path)]) == 2
+    assert "is a directory" in _error(capsys)
+
+
+def test_export_verify_zero_frames_writes_nothing(ckpt, tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(ckpt), "--out", str(out), "--verify", "--frames", "0"]) == 2
+    assert "--frames" in _error(capsys) and not out.exists()
+
+
+def test_random_bytes_are_not_called_onnx(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for name in ("junk.bin", "junk.onnx"):
+        junk = tmp_path / name
+        junk.write_bytes(b"\x11" + rng.bytes(4000))
+        assert main(["export", str(junk), "--out", str(tmp_path / "x.onnx")]) == 2
+        err = _error(capsys)
+        assert "already an ONNX file" not in err and ("not a readable" in err or "not an ONNX" in err)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_checkpoint_with_nan_weights_is_refused(ckpt, tmp_path, capsys):
+    from amcprune.utils.checkpoint import load_checkpoint
+
+    obj = load_checkpoint(ckpt)
+    key = next(k for k, v in obj["model"].items() if k.endswith("weight") and v.ndim == 3)
+    obj["model"][key][0, 0, 0] = float("nan")
+    bad = tmp_path / "nan.pt"
+    torch.save(obj, bad)
+    assert main(["export", str(bad), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "non-finite weights" in _error(capsys) and not (tmp_path / "x.onnx").exists()

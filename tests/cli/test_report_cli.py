@@ -38,3 +38,16 @@ def test_report_errors_are_one_line(tmp_path, capsys):
 def test_report_help(capsys):
     assert main(["report", "--help"]) == 0
     assert "--out" in capsys.readouterr().out
+
+
+def test_report_is_never_replaced_without_force(tmp_path, capsys):
+    run = report_fixtures.make_train_run(tmp_path / "train")
+    assert main(["report", str(run)]) == 0
+    (run / "report.md").write_text("my edits")
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "already exists" in err and err.count("\n") == 1
+    assert (run / "report.md").read_text() == "my edits"
+    assert main(["report", str(run), "--force"]) == 0
+    assert (run / "report.md").read_text() != "my edits"

@@ -94,3 +94,76 @@ def test_sigkill_then_resume(tiny, tmp_path):
     assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 0
     rows = read_jsonl(run / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))
+
+
+def _one_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    return err
+
+
+def test_force_keeps_files_amcprune_did_not_write(tiny, tmp_path, capsys):
+    # The reported case: any config.yaml made --force delete the whole checkpoints/ folder.
+    k = tmp_path / "k"
+    (k / "checkpoints").mkdir(parents=True)
+    (k / "config.yaml").write_text("x")
+    (k / "checkpoints" / "important.pt").write_text("y")
+    assert main(["train", "--data", str(tiny), "--out", str(k), "--epochs", "1", *TINY, "--force"]) == 2
+    assert "no record of the files amcprune wrote" in _one_error(capsys)
+    assert (k / "checkpoints" / "important.pt").read_text() == "y"
+    # A real run: --force replaces its files and keeps a file the user added among them.
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny), "--out", str(run), "--epochs", "1", *TINY]) == 0
+    (run / "checkpoints" / "important.pt").write_text("mine")
+    assert main(["train", "--data", str(tiny), "--out", str(run), "--epochs", "1", *TINY, "--force"]) == 0
+    assert (run / "checkpoints" / "important.pt").read_text() == "mine"
+    assert (run / "checkpoints" / "best.pt").is_file() and len(read_jsonl(run / "metrics.jsonl")) == 1
+
+
+def test_a_run_in_use_is_refused_with_the_holder_named(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny), "--out", str(run), "--epochs", "1", *TINY]) == 0
+    from amcprune.utils.rundir import release_run_dir
+
+    release_run_dir(run)  # this test process stands in for the finished first run
+    code = (
+        "import time; from pathlib import Path; from amcprune.utils.rundir import lock_run_dir; "
+        f"lock_run_dir(Path({str(run)!r})); print('locked', flush=True); time.sleep(600)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        capsys.readouterr()
+        assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--quiet"]) == 2
+        assert f"in use by process {holder.pid}" in _one_error(capsys)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--quiet"]) == 0  # no stale lock
+    assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--epochs", "0"], "--epochs"),  # used to make a run without a checkpoint
+    (["--float", "--bits", "4"], "--float"),  # used to train a float model, ignoring --bits
+])
+def test_contradictory_options_are_refused(tiny, tmp_path, capsys, args, words):
+    run = tmp_path / "run"
+    i = TINY.index("--bits")
+    base = TINY[:i] + TINY[i + 2 :]
+    assert main(["train", "--data", str(tiny), "--out", str(run), *base, "--epochs", "1", *args]) == 2
+    assert words in _one_error(capsys)
+    assert not run.exists()
+
+
+def test_checkpoint_with_nan_weights_cannot_start_a_run(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny), "--out", str(run), "--epochs", "1", *TINY]) == 0
+    obj = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    key = next(k for k, v in obj["model"].items() if k.endswith("weight"))
+    obj["model"][key].fill_(float("nan"))
+    bad = tmp_path / "nan.pt"
+    torch.save(obj, bad)
+    capsys.readouterr()
+    assert main(["train", "--data", str(tiny), "--out", str(tmp_path / "r2"), "--epochs", "1", *TINY, "--init-from", str(bad)]) == 2
+    assert "non-finite weights" in _one_error(capsys)

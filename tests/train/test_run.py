@@ -159,3 +159,22 @@ def test_malicious_checkpoint_is_refused(tiny_h5, tmp_path):
     with pytest.raises(AmcpruneError, match="refused"):
         train_run(tiny_config(epochs=2), None, None, run, resume=True, quiet=True)
     assert not marker.exists()
+
+
+def test_zero_epochs_is_refused_before_anything_is_written(tiny_h5, tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(AmcpruneError, match="epochs must be at least 1"):
+        train_run(tiny_config(epochs=0), tiny_spec(), tiny_h5, run, quiet=True)
+    assert not run.exists()
+
+
+def test_resume_refuses_a_diverged_checkpoint(tiny_h5, tmp_path):
+    run = tmp_path / "run"
+    train_run(tiny_config(epochs=1), tiny_spec(), tiny_h5, run, quiet=True)
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    for value in last["model"].values():
+        if value.is_floating_point():
+            value.fill_(float("nan"))
+    torch.save(last, run / "checkpoints" / "last.pt")
+    with pytest.raises(AmcpruneError, match="non-finite weights"):
+        train_run(tiny_config(epochs=2), None, tiny_h5, run, resume=True, quiet=True)

@@ -4,7 +4,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from amcprune.errors import AmcpruneError
-from amcprune.utils.checkpoint import load_checkpoint, load_model_state, model_state, save_checkpoint
+from amcprune.utils.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_model_state, model_state, save_checkpoint
 
 
 def _net():
@@ -75,3 +75,16 @@ def test_unreadable_files_give_one_line(tmp_path, content):
 def test_missing_file(tmp_path):
     with pytest.raises(AmcpruneError, match="no such file"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_at_load(tmp_path, bad):
+    state = {"0.weight": torch.ones(3, 2), "0.bias": torch.zeros(3), "n": torch.tensor(4)}
+    state["0.bias"][1] = bad
+    bare = tmp_path / "bare.pt"
+    torch.save(state, bare)
+    wrapped = tmp_path / "ckpt.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "spec": {}, "model": state, "masks": {}}, wrapped)
+    for path in (bare, wrapped):
+        with pytest.raises(AmcpruneError, match=r"non-finite weights \(NaN or Inf\): 1 value\(s\) in 0\.bias"):
+            load_checkpoint(path)

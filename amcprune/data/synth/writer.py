@@ -27,6 +27,7 @@ from amcprune.data.synth.config import GENERATOR_VERSION, SynthConfig
 from amcprune.data.synth.generator import generate_frames
 from amcprune.errors import AmcpruneError
 from amcprune.utils.atomic import atomic_path
+from amcprune.utils.tempfiles import raise_if_terminating, sweep_stale_temps
 
 GEN_BLOCK = 256
 """Frames drawn from one random stream: pair p's frames [256 b, 256 (b+1)) use the stream of
@@ -172,11 +173,13 @@ def estimated_bytes(config: SynthConfig) -> int:
 
 
 def write_synthetic(config: SynthConfig, out_path: str | os.PathLike, workers: int = 1,
-                    quiet: bool = False) -> Path:
+                    quiet: bool = False, overwrite: bool = True) -> Path:
     """Generate ``config`` into ``out_path`` (HDF5, RadioML 2018 layout) and return the path.
 
-    Writes chunk by chunk under a temporary name beside ``out_path`` and renames at the end, so an error
-    or Ctrl-C leaves no file (a SIGKILL can leave a hidden ``.name.*.tmp`` beside it, never ``out_path``).
+    Writes chunk by chunk under a temporary name beside ``out_path`` and renames at the end, so an error,
+    Ctrl-C or SIGTERM leaves no file; what a SIGKILL leaves (a hidden ``.name.amcprune-PID-*.tmp``, never
+    ``out_path``) is deleted by the next write into that directory. An existing ``out_path`` is refused
+    unless ``overwrite`` (the CLI's ``--force``).
     ``workers`` processes generate chunks while this process writes them; the bytes do not depend on it.
     """
     import h5py
@@ -192,10 +195,13 @@ def write_synthetic(config: SynthConfig, out_path: str | os.PathLike, workers: i
     out = Path(out_path)
     if out.is_dir():
         raise AmcpruneError(f"cannot write {out}: it is a directory")
+    if out.exists() and not overwrite:
+        raise AmcpruneError(f"{out}: already exists; use --force to replace it")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise AmcpruneError(f"cannot write {out}: {err.strerror or err}") from None
+    sweep_stale_temps(out.parent)  # hundreds of MB each, left by a killed earlier run
     need = estimated_bytes(config)
     try:
         free = shutil.disk_usage(out.parent).free
@@ -228,6 +234,7 @@ def write_synthetic(config: SynthConfig, out_path: str | os.PathLike, workers: i
                           smoothing=0.1) as bar:
                     with contextlib.closing(_results(config, tasks, workers)) as results:
                         for i, x in enumerate(results):
+                            raise_if_terminating()
                             pos = _write_chunk(dx, dy, dz, pos, x, tasks[i], classes)
                             bar.update(x.shape[0])
                 assert pos == n_total
