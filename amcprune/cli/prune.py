@@ -83,9 +83,28 @@ def register(app: typer.Typer) -> None:
         prune_at_start: Optional[bool] = typer.Option(
             None, "--prune-at-start/--no-prune-at-start", help="Prune a starting model that already meets the criterion."
         ),
+        judge_at: Optional[str] = typer.Option(
+            None, "--judge-at", help="imp/fmp: decide an iteration at the end of its budget (end) or as soon as one "
+                                     "epoch meets the criterion (epoch, the 2021 scripts). [default: end]"
+        ),
+        finetune: Optional[str] = typer.Option(
+            None, "--finetune", help="Fine-tuning of each iteration: cosine (fresh optimizer at --finetune-lr, decayed "
+                                     "to zero over the iteration), constant, or train (the dense run's optimizer and "
+                                     "scheduler, the 2021 scripts). [default: cosine]"
+        ),
+        finetune_lr: Optional[float] = typer.Option(
+            None, "--finetune-lr", help="Fine-tuning rate [default: --finetune-lr-scale x the train lr]."
+        ),
+        finetune_lr_scale: Optional[float] = typer.Option(
+            None, "--finetune-lr-scale", help="Fine-tuning rate as a fraction of the train lr. [default: 0.1]"
+        ),
         lr_rewind: Optional[bool] = typer.Option(
-            None, "--lr-rewind/--no-lr-rewind", help="Fresh optimizer and scheduler after each prune "
+            None, "--lr-rewind/--no-lr-rewind", help="--finetune train: fresh optimizer and scheduler after each prune "
                                                      "[default: on for imp-converge, off otherwise]."
+        ),
+        settings: Optional[str] = typer.Option(
+            None, "--settings", help="Named settings to start from: imp-2021, fmp-2021 (the published recipes) or fmp "
+                                     "(the default); options given here override them."
         ),
         exclude: Optional[list[str]] = typer.Option(
             None, "--exclude", help="Layers never pruned: module names, conv0..conv6/dense0..dense2, first, last, globs."
@@ -114,6 +133,7 @@ def register(app: typer.Typer) -> None:
 
         from amcprune.prune.config import PruneConfig
         from amcprune.prune.engine import prune_run
+        from amcprune.prune.named import named_settings
         from amcprune.train.config import TrainConfig
 
         options: dict[str, Any] = {
@@ -128,6 +148,10 @@ def register(app: typer.Typer) -> None:
             "max_epochs": max_epochs,
             "max_iterations": max_iterations,
             "prune_at_start": prune_at_start,
+            "judge_at": judge_at,
+            "finetune": finetune,
+            "finetune_lr": finetune_lr,
+            "finetune_lr_scale": finetune_lr_scale,
             "lr_rewind": lr_rewind,
             "exclude": _names(exclude),
             "layer_rates": _layer_rates(layer_rate),
@@ -141,14 +165,14 @@ def register(app: typer.Typer) -> None:
             given["patience"] = None if patience == 0 else patience
 
         if resume:
-            if given or config is not None or train_config is not None:
+            if given or config is not None or train_config is not None or settings is not None:
                 raise AmcpruneError("--resume continues the run with its stored options; give only --out (and --data)")
             prune_cfg = None
             tcfg = None
         else:
-            base: dict[str, Any] = {}
+            base: dict[str, Any] = named_settings(settings) if settings is not None else {}
             if config is not None:
-                base = PruneConfig.from_yaml(config).model_dump()
+                base = {**base, **PruneConfig.from_yaml(config).model_dump(exclude_unset=True)}
                 if "target" in given or "max_drop" in given:
                     base.pop("target", None)
                     base.pop("max_drop", None)

@@ -43,12 +43,24 @@ class PruneConfig(YamlConfig):
     target: float | None = Field(None, gt=0, le=1, description="absolute accuracy the model must keep")
     max_drop: float | None = Field(None, ge=0, lt=1, description="allowed drop below the dense accuracy")
     judge_on: Literal["val", "test"] = "val"
-    max_epochs: int = Field(10, ge=0, description="training epochs per iteration (the retraining budget)")
+    max_epochs: int = Field(3, ge=1, description="training epochs per iteration (the retraining budget)")
     patience: int | None = Field(3, ge=1, description="epochs without a better judged accuracy that end an iteration")
     max_iterations: int | None = Field(None, ge=0, description="most prunes per stage")
     prune_at_start: bool = True
+    judge_at: Literal["epoch", "end"] = Field(
+        "end", description="imp/fmp: decide an iteration after every epoch (2021 scripts) or at the end of its budget"
+    )
+    finetune: Literal["cosine", "constant", "train"] = Field(
+        "cosine",
+        description="fine-tuning schedule of each iteration: a fresh optimizer at finetune_lr decaying to zero over "
+        "max_epochs (cosine, per batch) or held (constant); 'train' keeps the dense run's optimizer and scheduler "
+        "(the 2021 scripts)",
+    )
+    finetune_lr: float | None = Field(None, gt=0, description="fine-tuning rate (default finetune_lr_scale x train lr)")
+    finetune_lr_scale: float = Field(0.1, gt=0, le=1, description="fine-tuning rate as a fraction of the train lr")
     lr_rewind: bool | None = Field(
-        None, description="fresh optimizer/scheduler after every prune (default: imp-converge yes, imp/fmp no)"
+        None, description="finetune 'train' only: fresh optimizer/scheduler after every prune (default: imp-converge "
+        "yes, imp/fmp no)"
     )
     exclude: list[str] = Field(default_factory=list, description="layers never pruned (name, conv3, last, glob)")
     layer_rates: dict[str, float] = Field(default_factory=dict, description="layers with their own rate")
@@ -85,7 +97,10 @@ class PruneConfig(YamlConfig):
         for name, rate in self.layer_rates.items():
             if not 0 <= rate < 1:
                 raise ValueError(f"layer_rates[{name!r}] must be in [0, 1), got {rate}")
-        self.stages()  # list lengths
+        for stage in self.stages():  # also checks the list lengths
+            if stage.method == "fmp" and stage.p_min > stage.p:
+                raise ValueError(f"p_min ({stage.p_min}) is above p ({stage.p}): fmp could never lower p; "
+                                 "give a smaller --p-min")
         return self
 
     def stages(self) -> list[StageSettings]:
@@ -119,9 +134,13 @@ class PruneConfig(YamlConfig):
                     patience=self.patience,
                     max_iterations=self.max_iterations,
                     prune_at_start=self.prune_at_start,
+                    judge_at=self.judge_at,
                 )
             )
         return out
+
+    def finetune_lr_for(self, train_lr: float) -> float:
+        return self.finetune_lr if self.finetune_lr is not None else self.finetune_lr_scale * train_lr
 
     def lr_rewind_for(self, method: str) -> bool:
         return self.lr_rewind if self.lr_rewind is not None else method == "imp-converge"

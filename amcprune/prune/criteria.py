@@ -224,7 +224,17 @@ def _plan(
         own.pop(names[-1], None)
     shared = [(n, m) for n, m in layers if n not in excluded and n not in own]
     own = {n: r for n, r in own.items() if n not in excluded}
+    if not shared and not any(rate > 0 for rate in own.values()):
+        raise AmcpruneError(
+            f"the exclusions and layer rates leave no layer to prune (layers: {', '.join(names)})"
+        )
     return shared, own
+
+
+def check_selection(model: nn.Module, criterion: str, exclude: Iterable[str] = (),
+                    layer_rates: Mapping[str, float] | None = None, spec: Any | None = None) -> None:
+    """Raise ``AmcpruneError`` unless ``exclude`` / ``layer_rates`` leave ``criterion`` something to prune."""
+    _plan(model, 0.0, exclude, layer_rates, spec, canonical_criterion(criterion) == "structured")
 
 
 def prune_model(

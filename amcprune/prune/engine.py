@@ -34,8 +34,9 @@ from tqdm.auto import tqdm
 
 from amcprune.errors import AmcpruneError
 from amcprune.prune.config import PruneConfig
-from amcprune.prune.criteria import mask_summary, prune_model
-from amcprune.prune.records import RecordLog, layer_widths, truncate_jsonl, weight_counts
+from amcprune.prune.criteria import check_selection, mask_summary, prune_model
+from amcprune.prune.records import (RecordLog, criterion_noise, layer_widths, standard_error, truncate_jsonl,
+                                    weight_counts)
 from amcprune.prune.schedule import PRUNE, REWIND, STOP, TRAIN, Decision, ScheduleState, StageSettings, decide, formula_ratio, initial_state
 from amcprune.prune.shrink import shrink_with_spec, swap_children
 from amcprune.utils.atomic import append_jsonl, write_json_atomic, write_text_atomic
@@ -82,6 +83,7 @@ class RunState(BaseModel):
     elapsed_s: float = 0.0
     stage_results: list[dict[str, Any]] = Field(default_factory=list)
     start_acc_pending: float | None = None  # the dense accuracy doubles as stage 0's first judgment
+    noise: dict[str, Any] | None = None  # criterion_noise() of the dense judgment
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -137,6 +139,15 @@ def _rel(path: Path, root: Path) -> str:
 
 def _fmt(x: float | None, digits: int = 4) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def noise_warning(noise: dict[str, Any], split: str) -> str:
+    return (
+        f"warning: the accuracy criterion lies {abs(noise['margin']) * 100:.2f} points from the dense model's {split} "
+        f"accuracy, less than two standard errors of that accuracy ({noise['se'] * 100:.2f} points on "
+        f"{noise['n']} frames): the run would decide on noise. Judge on more frames (--val-fraction) or allow a "
+        "larger drop (--max-drop)."
+    )
 
 
 def resolve_source(path: str | os.PathLike) -> Path:
@@ -223,6 +234,8 @@ class PruneRun:
                 f"structured pruning (physical shrinking) supports the vgg10 architecture only, not {spec.arch!r}; "
                 "use --criterion global or layer"
             )
+        for stage in self.stages:  # fail before any training, not at the first prune
+            check_selection(model, stage.criterion, config.exclude, config.layer_rates, spec)
         if config.judge_on == "val" and data.size("val") == 0:
             raise AmcpruneError(
                 "judging on the validation split but it is empty: set a val fraction > 0 (--val-fraction) "
@@ -299,6 +312,18 @@ class PruneRun:
     def _judge(self) -> float:
         return float(self.trainer.evaluate(self.config.judge_on).accuracy)
 
+    @property
+    def judged_frames(self) -> int:
+        return self.data.size(self.config.judge_on)  # every judgment evaluates the whole split
+
+    def _noise(self, acc: float | None) -> dict[str, Any]:
+        """The number of frames the criterion was judged on and the standard error of the judged accuracy
+        (binomial: sqrt(acc (1 - acc) / n))."""
+        n = self.judged_frames
+        if acc is None or not n:
+            return {"criterion_n": n or None, "criterion_se": None}
+        return {"criterion_n": n, "criterion_se": standard_error(acc, n)}
+
     def _test_acc(self, judged: float | None = None) -> float | None:
         """Test accuracy of the current model (the judged value itself when judging on test)."""
         if self.config.judge_on == "test" and judged is not None:
@@ -352,6 +377,7 @@ class PruneRun:
             "test_acc": test_acc,
             "threshold": self.st.threshold,
             "met": bool(met),
+            **self._noise(acc),
             "ps": list(stats.get("ps", self.st.ps)),
             **{k: v for k, v in stats.items() if k != "ps"},
             **extra,
@@ -384,9 +410,20 @@ class PruneRun:
             self.spec, shrink = shrink_with_spec(self.model, self.spec)
             info["widths_after"] = list(shrink.widths_after.values())
             self.trainer.reset_optimizer()  # new, smaller parameter tensors
-        elif self.config.lr_rewind_for(stage.method):
+        elif self.config.finetune == "train" and self.config.lr_rewind_for(stage.method):
             self.trainer.reset_optimizer()  # learning-rate rewinding
+        self._begin_iteration()
         return info
+
+    def _begin_iteration(self) -> None:
+        """Every iteration fine-tunes with its own schedule (a fresh optimizer at the fine-tuning rate), not the
+        dense run's: one epoch at the dense run's initial rate after a prune cost more accuracy than the prune
+        itself. ``finetune: train`` keeps the 2021 behaviour (the train config's optimizer and scheduler)."""
+        cfg = self.config
+        if cfg.finetune == "train":
+            return
+        self.trainer.start_finetune(lr=cfg.finetune_lr_for(self.train_config.lr),
+                                    epochs=self.stages[self.st.stage].max_epochs, schedule=cfg.finetune)
 
     def _prune_or_stop(self, p: float) -> None:
         """Prune with ``p``; when ``p`` is too small to remove a single weight or channel (e.g. a few channels
@@ -412,6 +449,8 @@ class PruneRun:
         epochs = old_sched.epoch
         if decision.kind == TRAIN:
             self.st.schedule = new_sched
+            if epochs == 0:  # the stage's starting model trains: its first iteration begins
+                self._begin_iteration()
             return
         if decision.met:
             if decision.restore and self.st.best_path:
@@ -487,6 +526,10 @@ class PruneRun:
         self.st.dense_test_acc = self._test_acc(self.st.dense_acc)
         self.st.threshold = cfg.target if cfg.target is not None else self.st.dense_acc - cfg.max_drop
         self.st.start_acc_pending = self.st.dense_acc
+        self.st.noise = criterion_noise(self.st.dense_acc, self.st.threshold, self.judged_frames)
+        if self.st.noise["noisy"]:
+            # Said even with quiet: every decision of the run would rest on it.
+            tqdm.write(noise_warning(self.st.noise, cfg.judge_on))
         self._say(
             f"dense model: {cfg.judge_on} accuracy {_fmt(self.st.dense_acc)}, test {_fmt(self.st.dense_test_acc)}, "
             f"{counts['nonzero_weights']} of {counts['weights']} weights non-zero; criterion: {cfg.judge_on} accuracy "
@@ -529,8 +572,8 @@ class PruneRun:
         line = {
             "stage": self.st.stage, "method": stage.method, "criterion": stage.criterion,
             "iteration": sched.iteration, "epoch": sched.epoch, "epochs_total": self.st.epochs_total,
-            "p": sched.p, "train_loss": tr["loss"], "train_acc": tr["acc"], "lr": tr["lr"],
-            "criterion_acc": acc, "met": met,
+            "p": sched.p, "train_loss": tr["loss"], "train_acc": tr["acc"], "lr": tr["lr"], "lr_end": tr["lr_end"],
+            "criterion_acc": acc, "met": met, **self._noise(acc),
             "unmasked_fraction": ms["unmasked"] / self.st.dense_weights if self.st.dense_weights else None,
         }
         append_jsonl(self.out / "epochs.jsonl", line)
@@ -583,6 +626,7 @@ class PruneRun:
             "met": met,
             "judge_on": cfg.judge_on,
             "threshold": self.st.threshold,
+            "criterion_noise": self.st.noise,
             "dense_acc": self.st.dense_acc,
             "dense_test_acc": self.st.dense_test_acc,
             "dense_weights": self.st.dense_weights,

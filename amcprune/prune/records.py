@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -89,6 +90,20 @@ def weight_counts(model: nn.Module) -> dict[str, Any]:
 
 def layer_widths(model: nn.Module) -> list[int]:
     return [int(effective(m, "weight").shape[0]) for _, m in prunable_layers(model)]
+
+
+def standard_error(acc: float, n: int) -> float:
+    """Binomial standard error of an accuracy ``acc`` measured on ``n`` frames."""
+    return math.sqrt(max(acc * (1.0 - acc), 0.0) / n) if n else float("nan")
+
+
+def criterion_noise(acc: float, threshold: float, n: int) -> dict:
+    """How far the threshold lies from the judged accuracy, in standard errors of that accuracy; a margin below
+    two standard errors means the criterion's decisions are mostly noise."""
+    se = standard_error(acc, n)
+    margin = acc - threshold
+    return {"n": n, "se": se, "margin": margin, "margin_in_se": margin / se if se > 0 else float("inf"),
+            "noisy": bool(se > 0 and abs(margin) < 2 * se)}
 
 
 def truncate_jsonl(path: str | os.PathLike, n: int) -> list[dict]:

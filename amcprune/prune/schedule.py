@@ -19,7 +19,10 @@ a :class:`Decision` and the next state, and carries the decision out (train, pru
     stops when ``p`` would fall below ``p_min``.
 
 Every stage starts by judging its starting model (epoch 0): if it already meets the criterion it is pruned
-at once (``prune_at_start``). Later iterations are judged after each epoch of training (at least one).
+at once (``prune_at_start``). Later iterations train at least one epoch. ``judge_at`` says when an ``imp`` or
+``fmp`` iteration is decided: ``"epoch"`` (the 2021 scripts) prunes as soon as one epoch's judgment meets the
+criterion, so one lucky (or unlucky) epoch decides; ``"end"`` (the default) trains the iteration's whole budget
+(``max_epochs``, a fine-tuning schedule that decays to a low rate) and decides on the model at its end.
 ``max_iterations`` caps the number of prunes in a stage: the model that meets the criterion after the last
 allowed prune ends the stage.
 """
@@ -56,6 +59,7 @@ class StageSettings(BaseModel):
     patience: int | None = 3
     max_iterations: int | None = None
     prune_at_start: bool = True
+    judge_at: Literal["epoch", "end"] = "epoch"
 
 
 class ScheduleState(BaseModel):
@@ -131,6 +135,8 @@ def decide(stage: StageSettings, state: ScheduleState, acc: float, met: bool) ->
         return Decision(TRAIN, met=met), state
 
     if stage.method in ("imp", "fmp"):
+        if stage.judge_at == "end" and state.epoch < stage.max_epochs:
+            return Decision(TRAIN, met=met), state
         if met:
             if capped:
                 return _stop(state, "max-iterations", met=True)

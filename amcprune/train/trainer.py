@@ -8,12 +8,17 @@ loads with ``weights_only=True``.
 whenever parameters are replaced: after loading a pruning rewind point, after structured shrinking, after
 ``torch.nn.utils.prune`` re-parametrises ``weight`` as ``weight_orig``. (The published FMP script kept the
 optimizer of the model it had thrown away, so after its first rewind only BatchNorm statistics changed.)
+
+``start_finetune()`` replaces the training schedule by a fine-tuning one (the prune stage calls it at the start
+of every iteration): a fresh optimizer at a given rate and, for ``"cosine"``, a decay to zero over a given
+number of epochs stepped after every batch, so that even a one-epoch iteration ends at a low rate.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -92,16 +97,15 @@ class Trainer:
         self.epoch = 0
         self.optimizer: torch.optim.Optimizer
         self.scheduler: Any
+        self.finetune: dict[str, Any] | None = None  # set by start_finetune: the scheduler steps per batch
         self.reset_optimizer()
 
     # --- optimizer ------------------------------------------------------------------------------
     def parameters(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
-    def reset_optimizer(self, lr: float | None = None) -> None:
-        """A fresh optimizer and scheduler bound to the model's current parameters."""
+    def _new_optimizer(self, lr: float) -> None:
         cfg = self.config
-        lr = cfg.lr if lr is None else lr
         params = self.parameters()
         if not params:
             raise AmcpruneError("the model has no trainable parameters")
@@ -109,6 +113,16 @@ class Trainer:
             self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
         else:
             self.optimizer = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+    def reset_optimizer(self, lr: float | None = None) -> None:
+        """A fresh optimizer and scheduler bound to the model's current parameters.
+
+        After :meth:`start_finetune` this starts the fine-tuning schedule again (same rate and length)."""
+        if self.finetune is not None:
+            self.start_finetune(**self.finetune)
+            return
+        cfg = self.config
+        self._new_optimizer(cfg.lr if lr is None else lr)
         if cfg.scheduler == "cosine-restarts":
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(self.optimizer, T_0=cfg.t0, T_mult=cfg.t_mult)
         elif cfg.scheduler == "plateau":
@@ -118,6 +132,29 @@ class Trainer:
             )
         else:
             self.scheduler = None
+
+    def start_finetune(self, lr: float, epochs: int, schedule: Literal["cosine", "constant"] = "cosine") -> None:
+        """A fresh optimizer at ``lr`` over the current parameters; with ``"cosine"`` the rate decays to zero
+        over ``epochs`` epochs, stepped after every batch (held at zero past the end)."""
+        if lr <= 0 or epochs < 1:
+            raise AmcpruneError(f"fine-tuning needs lr > 0 and at least one epoch (got lr {lr}, epochs {epochs})")
+        self.finetune = {"lr": float(lr), "epochs": int(epochs), "schedule": schedule}
+        self._new_optimizer(lr)
+        if schedule == "constant":
+            self.scheduler = None
+            return
+        if self.data is None:
+            raise AmcpruneError("a cosine fine-tuning schedule needs the training data (its number of batches)")
+        total = max(1, epochs * self.data.n_batches("train", self.config.batch_size))
+
+        def factor(step: int, total: int = total) -> float:
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
+    @property
+    def per_batch_schedule(self) -> bool:
+        return self.finetune is not None and self.scheduler is not None
 
     @property
     def lr(self) -> float:
@@ -149,8 +186,18 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             logits = _logits(model(xb))
             loss = F.cross_entropy(logits, yb)
+            if not torch.isfinite(loss):
+                # Stop before the step: nothing non-finite reaches the weights, and the last checkpoint written
+                # (after the previous epoch) stays the run's resume point.
+                bar.close()
+                raise AmcpruneError(
+                    f"training diverged: the loss is {float(loss)} at batch {seen // cfg.batch_size + 1} of epoch "
+                    f"{self.epoch + 1}; stopped, the last checkpoint is kept (try a lower learning rate)"
+                )
             loss.backward()
             opt.step()
+            if self.per_batch_schedule:
+                self.scheduler.step()
             b = yb.shape[0]
             with torch.no_grad():
                 loss_sum += loss.detach() * b
@@ -176,6 +223,7 @@ class Trainer:
             "samples_per_s": seen / seconds if seconds > 0 else float("nan"),
             "seconds": seconds,
             "lr": lr,
+            "lr_end": self.lr,  # differs from lr when the schedule steps per batch
         }
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             if self.data.size("val"):
@@ -185,7 +233,7 @@ class Trainer:
             else:
                 metric = result["acc"] if cfg.plateau_metric == "val_acc" else result["loss"]
             self.scheduler.step(metric)
-        elif self.scheduler is not None:
+        elif self.scheduler is not None and not self.per_batch_schedule:
             self.scheduler.step()
         return result
 
@@ -208,6 +256,7 @@ class Trainer:
             "batch_generator": self.generator.get_state(),
             "config": self.config.model_dump(mode="json"),
             "quant_stats": runtime_stats_state(self.model),
+            "finetune": dict(self.finetune) if self.finetune is not None else None,
         }
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -216,6 +265,12 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise AmcpruneError("not a trainer state (missing or unknown format)")
+        # The scheduler's state only loads into a scheduler of the same kind: rebuild the schedule it came from.
+        if state.get("finetune"):
+            self.start_finetune(**state["finetune"])
+        elif self.finetune is not None:
+            self.finetune = None
+            self.reset_optimizer()
         groups = state["optimizer"].get("param_groups", [])
         n_saved = sum(len(g["params"]) for g in groups)
         n_now = len(self.parameters())

@@ -77,3 +77,29 @@ def test_prune_cli_user_errors(files, capsys):
     code, _, err = _run(capsys, "--from", ckpt, "--data", h5, "--out", root / "bad4", "--target", "0.5",
                         "--layer-rate", "last")
     assert code == 2 and "NAME=RATE" in err
+
+
+def test_prune_cli_named_settings_and_new_refusals(files, capsys):
+    import yaml
+
+    root, h5, ckpt = files
+    out = root / "legacy"
+    code, _, err = _run(capsys, "--from", ckpt, "--data", h5, "--out", out, "--settings", "fmp-2021",
+                        "--max-drop", "0.5", "--max-epochs", "1", "--max-iterations", "1", "--no-cost", "--no-export",
+                        "--threads", "1", "--quiet")
+    assert code == 0, err
+    stored = yaml.safe_load((out / "config.yaml").read_text())["prune"]
+    # The published recipe's settings, with the options given on the command line on top.
+    assert (stored["finetune"], stored["judge_at"], stored["p"], stored["p_min"], stored["max_epochs"]) == (
+        "train", "epoch", [0.2], [0.05], 1)
+    for args, message in (
+        (["--settings", "lottery"], "unknown prune settings 'lottery'"),
+        (["--p", "0.2", "--p-min", "0.5"], "p_min (0.5) is above p (0.2)"),
+        (["--max-epochs", "0"], "max_epochs"),
+        (["--exclude", "*"], "leave no layer to prune"),
+        (["--finetune", "warm"], "finetune"),
+    ):
+        code, _, err = _run(capsys, "--from", ckpt, "--data", h5, "--out", root / "refused", "--target", "0.5",
+                            "--threads", "1", "--quiet", *args)
+        assert code == 2 and message in err and "Traceback" not in err, (args, err)
+        assert len(err.strip().splitlines()) == 1

@@ -9,6 +9,7 @@ from prune_helpers import tiny_data, tiny_spec, tiny_train_config
 from amcprune.errors import AmcpruneError
 from amcprune.models import build_model
 from amcprune.prune.criteria import (
+    check_selection,
     prunable_layers,
     prune_model,
     remaining_channels,
@@ -82,6 +83,13 @@ def test_unknown_layer_is_a_user_error():
         prune_model(_model(), "random", 0.2)
     with pytest.raises(AmcpruneError, match=r"in \[0, 1\)"):
         prune_model(_model(), "global", 1.0)
+    # Excluding everything used to "prune" with p 0.2 and remove nothing.
+    for criterion in ("global", "layer", "structured"):
+        with pytest.raises(AmcpruneError, match="leave no layer to prune"):
+            prune_model(_model(), criterion, 0.2, exclude=["*"])
+    with pytest.raises(AmcpruneError, match="leave no layer to prune"):
+        check_selection(_model(), "global", layer_rates={"*": 0.0})
+    check_selection(_model(), "global", exclude=["conv0"], spec=tiny_spec())  # something left: fine
 
 
 def test_structured_prunes_exactly_p_of_the_remaining_channels_and_masks_the_whole_channel():

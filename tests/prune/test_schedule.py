@@ -104,3 +104,34 @@ def test_config_validation():
         PruneConfig.from_dict({"methods": "imp,fmp", "criteria": "global,layer,structured", "target": 0.5})
     cfg = PruneConfig.from_dict({"methods": "imp,fmp", "criteria": "structured", "p": "0.1,0.2", "max_drop": 0.03})
     assert [(s.method, s.criterion, s.p) for s in cfg.stages()] == [("imp", "structured", 0.1), ("fmp", "structured", 0.2)]
+
+
+def test_judge_at_end_decides_only_when_the_budget_is_spent():
+    """One good or bad epoch in the middle of an iteration decides nothing; the iteration's last epoch does."""
+    stage = StageSettings(method="fmp", p=0.2, p_min=0.05, max_epochs=3, patience=1, judge_at="end")
+    accs = [
+        0.60,  # start: met -> prune 0.2
+        0.40, 0.30, 0.55,  # it 1: bad epochs (patience would have ended it), met at its end -> prune
+        0.70, 0.60, 0.45,  # it 2: met early, not at the end -> rewind, p 0.1
+        0.50, 0.50, 0.50,  # it 3 -> prune 0.1
+    ]
+    steps = simulate(stage, accs, threshold=0.5)
+    assert _kinds(steps) == [PRUNE, TRAIN, TRAIN, PRUNE, TRAIN, TRAIN, REWIND, TRAIN, TRAIN, PRUNE]
+    assert p_sequence(steps) == [0.2, 0.2, 0.1, 0.1]
+
+
+def test_named_settings_and_p_min_above_p():
+    from amcprune.prune.named import named_settings
+
+    legacy = PruneConfig.from_dict({**named_settings("fmp-2021"), "target": 0.56})
+    assert (legacy.judge_at, legacy.finetune, legacy.p, legacy.max_epochs) == ("epoch", "train", [0.2], 10)
+    default = PruneConfig.from_dict({"max_drop": 0.02})
+    ours = PruneConfig.from_dict({**named_settings("fmp"), "max_drop": 0.02})
+    assert (default.judge_at, default.finetune) == (ours.judge_at, ours.finetune) == ("end", "cosine")
+    assert default.finetune_lr_for(0.01) == pytest.approx(0.001)
+    with pytest.raises(AmcpruneError, match="unknown prune settings"):
+        named_settings("lottery")
+    with pytest.raises(AmcpruneError, match=r"p_min \(0.5\) is above p \(0.2\)"):
+        PruneConfig.from_dict({"p": 0.2, "p_min": 0.5, "target": 0.5})
+    with pytest.raises(AmcpruneError, match="max_epochs"):
+        PruneConfig.from_dict({"max_epochs": 0, "target": 0.5})

@@ -178,3 +178,49 @@ def test_result_from_predictions_counts():
     assert r.acc_per_snr == {-2: 1.0, 4: pytest.approx(1 / 3)}
     assert r.accuracy == pytest.approx(4 / 6)
     assert r.confusion(4).tolist() == [[0, 0, 0], [1, 0, 0], [0, 1, 1]]
+
+
+def test_finetune_schedule_decays_per_batch_to_zero_and_resumes(tiny_h5, tmp_path):
+    spec = tiny_spec()
+    data = _data(tiny_h5, spec)
+    torch.manual_seed(0)
+    trainer = Trainer(build_model(spec), tiny_config(), data)
+    trainer.start_finetune(lr=0.004, epochs=2)
+    first = trainer.train_epoch()
+    # Half-way through a two-epoch cosine the rate is half the start rate, stepped per batch.
+    assert first["lr"] == pytest.approx(0.004) and first["lr_end"] == pytest.approx(0.002)
+    path = tmp_path / "state.pt"
+    torch.save({"trainer": trainer.state_dict(), "model": trainer.model.state_dict()}, path)
+    second = trainer.train_epoch()
+    assert second["lr"] == pytest.approx(0.002) and second["lr_end"] == pytest.approx(0.0, abs=1e-12)
+    assert trainer.train_epoch()["lr_end"] == pytest.approx(0.0, abs=1e-12)  # held at zero past the end
+
+    # A trainer rebuilt from the saved state (as after a kill) continues the same schedule to the same weights.
+    saved = torch.load(path, weights_only=True)
+    other = Trainer(build_model(spec), tiny_config(), data)
+    other.model.load_state_dict(saved["model"])
+    other.load_state_dict(saved["trainer"])
+    again = other.train_epoch()
+    assert again["lr"] == pytest.approx(second["lr"]) and again["loss"] == pytest.approx(second["loss"])
+    # reset_optimizer (a rewind) restarts the fine-tuning schedule rather than the train config's.
+    other.reset_optimizer()
+    assert other.lr == pytest.approx(0.004) and other.finetune == {"lr": 0.004, "epochs": 2, "schedule": "cosine"}
+    with pytest.raises(AmcpruneError, match="at least one epoch"):
+        other.start_finetune(lr=0.01, epochs=0)
+
+
+def test_training_stops_at_the_first_non_finite_loss(tiny_h5):
+    spec = tiny_spec()
+    data = _data(tiny_h5, spec)
+    torch.manual_seed(0)
+    trainer = Trainer(build_model(spec), tiny_config(), data)
+    trainer.train_epoch()
+    with torch.no_grad():
+        trainer.model[30].weight.fill_(float("nan"))  # a weight gone bad: every logit is NaN
+    before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    with pytest.raises(AmcpruneError, match="training diverged: the loss is nan at batch 1 of epoch 2"):
+        trainer.train_epoch()
+    # No optimizer step was taken with the bad loss: every parameter is as it was.
+    after = dict(trainer.model.named_parameters())
+    assert all(torch.equal(before[k], after[k]) for k in before if not torch.isnan(before[k]).any())
+    assert trainer.epoch == 1  # the failed epoch did not count
