@@ -44,12 +44,23 @@ def test_info_small(good, capsys):
     assert f"test-split sha256: {split_fingerprint(test)}" in out
 
 
-def test_info_full_size_layout(tmp_path, capsys):
-    """The real dataset's layout (X allocated, never written): info must not read X and be fast."""
+def test_info_full_size_layout(tmp_path, capsys, monkeypatch):
+    """The real dataset's layout (X allocated, never written): info must not read X beyond a small sample
+    (the fingerprint's); counted in frames read, not in seconds, so that a busy machine cannot fail it."""
+    import h5py
+
     path = layout.full_size_layout(tmp_path / "full.h5")
-    start = time.perf_counter()
+    frames_read = []
+    original = h5py.Dataset.__getitem__
+
+    def counting(self, args, **kwargs):
+        out = original(self, args, **kwargs)
+        if self.name == "/X":
+            frames_read.append(out.shape[0] if getattr(out, "ndim", 0) == 3 else 1)
+        return out
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", counting)
     assert main(["data", "info", str(path)]) == 0
-    elapsed = time.perf_counter() - start
     out = capsys.readouterr().out.splitlines()
     assert "frames: 2555904" in out
     assert "frames per pair: 4096" in out
@@ -59,7 +70,7 @@ def test_info_full_size_layout(tmp_path, capsys):
     assert "train frames: 2300064" in out
     assert "test frames: 255840" in out
     assert "test-split sha256: dc15c999a5f19af95014239145155eaf5a0ef50e96a62947b8887355fd107317" in out
-    assert elapsed < 20
+    assert sum(frames_read) <= 2555904 // 1000, sum(frames_read)  # a sample (0.1 % at most), never the 21 GB
 
 
 def test_validate_ok(good, capsys):
