@@ -67,7 +67,7 @@ def load_for_cost(path: str | os.PathLike, arch: str | None = None, **spec_optio
     with open(path, "rb") as fh:
         head = fh.read(2)
     if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch.save: a zip archive (or an old pickle)
-        raise AmcpruneError(f"{path}: neither an ONNX file nor a PyTorch checkpoint; cost scores either")
+        raise AmcpruneError(f"{path}: not an ONNX file, nor a readable PyTorch checkpoint")
     obj = load_checkpoint(path)
     if is_amcprune_checkpoint(obj):
         if arch is not None:
