@@ -191,7 +191,7 @@ class Trainer:
                 # (after the previous epoch) stays the run's resume point.
                 bar.close()
                 raise AmcpruneError(
-                    f"training diverged: the loss is {float(loss)} at batch {seen // cfg.batch_size + 1} of epoch "
+                    f"training diverged: the loss is {float(loss.detach())} at batch {seen // cfg.batch_size + 1} of epoch "
                     f"{self.epoch + 1}; stopped, the last checkpoint is kept (try a lower learning rate)"
                 )
             loss.backward()
