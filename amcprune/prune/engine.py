@@ -731,7 +731,9 @@ def prune_run(
         if source is None:
             raise AmcpruneError("no model to prune given (--from)")
         source_path = resolve_source(source)
-        _, start_spec, ckpt = load_model(source_path)
+        start_model, start_spec, ckpt = load_model(source_path)
+        for stage in config.stages():  # before anything is written to the run directory
+            check_selection(start_model, stage.criterion, config.exclude, config.layer_rates, start_spec)
         if train_config is None:
             train_config = train_config_for(source, ckpt)
         source = str(source_path.resolve())
