@@ -75,9 +75,9 @@ def register(app: typer.Typer) -> None:
         judge_on: Optional[str] = typer.Option(
             None, "--judge-on", help="Split the criterion is judged on: val (carved from train) or test. [default: val]"
         ),
-        max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Training epochs per iteration. [default: 10]"),
+        max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Training (fine-tuning) epochs per iteration. [default: 3]"),
         patience: Optional[int] = typer.Option(
-            None, "--patience", help="Epochs without a better judged accuracy that end an iteration (0: off). [default: 3]"
+            None, "--patience", help="--judge-at epoch and imp-converge: epochs without a better judged accuracy that end an iteration (0: off). [default: 3]"
         ),
         max_iterations: Optional[int] = typer.Option(None, "--max-iterations", help="Most prunes per stage."),
         prune_at_start: Optional[bool] = typer.Option(
