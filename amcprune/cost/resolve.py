@@ -50,7 +50,7 @@ def load_for_cost(path: str | os.PathLike, arch: str | None = None, **spec_optio
     - a bare state dict (a 2021 challenge checkpoint): needs ``arch`` plus bit widths/widths
       (``spec_options``: bits, weight_bits, act_bits, input_bits, filters, dense, num_classes).
     """
-    from amcprune.utils.checkpoint import is_amcprune_checkpoint, load_checkpoint
+    from amcprune.utils.checkpoint import is_amcprune_checkpoint, load_checkpoint, looks_like_torch_file
 
     path = Path(path)
     if not path.exists():
@@ -64,9 +64,7 @@ def load_for_cost(path: str | os.PathLike, arch: str | None = None, **spec_optio
             raise
     if looks_like_onnx(path):
         return path
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch.save: a zip archive (or an old pickle)
+    if not looks_like_torch_file(path):
         raise AmcpruneError(f"{path}: not an ONNX file, nor a readable PyTorch checkpoint")
     obj = load_checkpoint(path)
     if is_amcprune_checkpoint(obj):

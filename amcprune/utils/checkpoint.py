@@ -39,6 +39,17 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
+def _torch_file_head(head: bytes) -> bool:
+    # torch.save writes a zip archive (a pickle in torch < 1.6); anything else is not a checkpoint
+    return head.startswith(b"PK") or head.startswith(b"\x80")
+
+
+def looks_like_torch_file(path: str | os.PathLike) -> bool:
+    """Whether the file starts like something ``torch.save`` wrote (it may still fail to load)."""
+    with open(path, "rb") as fh:
+        return _torch_file_head(fh.read(2))
+
+
 def _not_a_checkpoint(path: Path, detail: str) -> AmcpruneError:
     if looks_like_onnx(path, parse=True):
         return AmcpruneError(
@@ -90,8 +101,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise AmcpruneError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not head:
         raise AmcpruneError(f"{path}: is empty, not a checkpoint")
-    if not (head.startswith(b"PK") or head.startswith(b"\x80")):
-        # torch.save writes a zip archive (a pickle in torch < 1.6); anything else is not a checkpoint
+    if not _torch_file_head(head):
         raise _not_a_checkpoint(path, "neither a zip archive nor a pickle")
     try:
         with warnings.catch_warnings():
