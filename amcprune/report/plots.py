@@ -16,18 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from amcprune.report.collect import (
-    RECORD_CRITERION_ACC_KEYS,
-    RECORD_INDEX_KEYS,
-    RECORD_ITERATION_KEYS,
-    RECORD_TARGET_KEYS,
-    RECORD_TEST_ACC_KEYS,
-    CostData,
-    EvalData,
-    _first_num,
-    _frac,
-    record_group,
-)
+from amcprune.report.collect import CostData, EvalData, _num, record_group
 
 DPI = 100
 DENSE_COLOR = "#1f77b4"
@@ -56,6 +45,17 @@ def _has(values: Sequence[float | None]) -> bool:
     return any(v is not None for v in values)
 
 
+def legend_below(ax, handles=None, labels=None, ncols: int = 2) -> None:
+    """A legend under the axes, never over them: a legend inside the axes hid data points (the trajectory's
+    "target missed" crosses). Constrained layout makes room for it."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    if unique:
+        ax.legend(list(unique.values()), list(unique.keys()), fontsize=8, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.2), ncols=min(ncols, len(unique)), frameon=False)
+
+
 # --------------------------------------------------------------------------------------------------
 def accuracy_vs_snr(dense: EvalData | None, final: EvalData | None) -> bytes | None:
     """Accuracy per SNR, dense and final on one axis."""
@@ -75,7 +75,7 @@ def accuracy_vs_snr(dense: EvalData | None, final: EvalData | None) -> bytes | N
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 101)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    legend_below(ax)
     return _png(fig)
 
 
@@ -164,10 +164,10 @@ def confusion_matrices(dense: EvalData | None, final: EvalData | None) -> bytes 
 # --------------------------------------------------------------------------------------------------
 def _x_axis(records: list[dict]) -> tuple[list[float], str]:
     """Iterations when they increase strictly over the run, else the record index."""
-    its = [_first_num(r, RECORD_ITERATION_KEYS) for r in records]
+    its = [_num(r.get("iteration")) for r in records]
     if all(i is not None for i in its) and all(b > a for a, b in zip(its, its[1:])):
         return its, "iteration"
-    idx = [_first_num(r, RECORD_INDEX_KEYS) for r in records]
+    idx = [_num(r.get("record")) for r in records]
     if all(i is not None for i in idx):
         return idx, "record"
     return [float(i) for i in range(len(records))], "record"
@@ -196,6 +196,12 @@ def trajectory(records: list[dict], final: dict | None = None) -> tuple[bytes | 
     ``final`` (``checkpoint`` or ``stage`` and ``iteration`` of the final model) is marked with a vertical
     line. Returns the PNG (None without data) and whether the final model was marked.
     """
+    fig, marked = trajectory_figure(records, final)
+    return (None, False) if fig is None else (_png(fig), marked)
+
+
+def trajectory_figure(records: list[dict], final: dict | None = None) -> tuple[Figure | None, bool]:
+    """The figure of :func:`trajectory`, not yet rendered."""
     if not records:
         return None, False
     xs, xlabel = _x_axis(records)
@@ -211,13 +217,13 @@ def trajectory(records: list[dict], final: dict | None = None) -> tuple[bytes | 
         color = colors[g % len(colors)]
         x = np.array([it for it, _ in items])
         name = label or None
-        sparsity = [_first_num(r, ("sparsity",)) for _, r in items]
+        sparsity = [_num(r.get("sparsity")) for _, r in items]
         if _has(sparsity):
             ax_sp.plot(x, 100 * _arr(sparsity), marker="o", ms=3, color=color, label=name)
             drew["sp"] = True
-        crit = [_frac(_first_num(r, RECORD_CRITERION_ACC_KEYS)) for _, r in items]
-        test = [_frac(_first_num(r, RECORD_TEST_ACC_KEYS)) for _, r in items]
-        target = [_frac(_first_num(r, RECORD_TARGET_KEYS)) for _, r in items]
+        crit = [_num(r.get("criterion_acc")) for _, r in items]
+        test = [_num(r.get("test_acc")) for _, r in items]
+        target = [_num(r.get("threshold")) for _, r in items]
         prefix = f"{label}: " if multi and label else ""
         if _has(crit):
             ax_acc.plot(x, 100 * _arr(crit), marker="o", ms=3, color=color, label=prefix + "criterion acc")
@@ -232,7 +238,7 @@ def trajectory(records: list[dict], final: dict | None = None) -> tuple[bytes | 
             drew["acc"] = True
         if _has(target):
             ax_acc.step(x, 100 * _arr(target), where="mid", ls=":", color="grey", label="target")
-        score = [_first_num(r, ("score",)) for _, r in items]
+        score = [_num(r.get("score")) for _, r in items]
         if _has(score):
             ax_score.plot(x, _arr(score), marker="o", ms=3, color=color, label=name)
             drew["score"] = True
@@ -253,12 +259,10 @@ def trajectory(records: list[dict], final: dict | None = None) -> tuple[bytes | 
     ax_acc.set_title("accuracy vs target")
     ax_score.set_title("score (lower is better)")
     if drew["acc"]:
-        handles, labels = ax_acc.get_legend_handles_labels()
-        unique = dict(zip(labels, handles))
-        ax_acc.legend(unique.values(), unique.keys(), fontsize=8, loc="lower left")
+        legend_below(ax_acc)
     if multi and drew["sp"]:
-        ax_sp.legend(fontsize=8)
-    return _png(fig), final_i is not None
+        legend_below(ax_sp, ncols=1)
+    return fig, final_i is not None
 
 
 def layer_costs(dense: CostData | None, final: CostData | None) -> bytes | None:
@@ -291,7 +295,7 @@ def layer_costs(dense: CostData | None, final: CostData | None) -> bytes | None:
         ax.grid(axis="x", alpha=0.3)
         if any_value:
             ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
-            ax.legend(fontsize=8, loc="lower right")
+            legend_below(ax)
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
     axes[0].set_yticks(y, names, fontsize=8)
@@ -305,7 +309,7 @@ def training_history(metrics: list[dict]) -> bytes | None:
     """Accuracy and loss per epoch from a train run's metrics.jsonl."""
     if not metrics:
         return None
-    x = _arr([_first_num(m, ("epoch",)) if _first_num(m, ("epoch",)) is not None else i for i, m in enumerate(metrics)])
+    x = _arr([m.get("epoch", i) for i, m in enumerate(metrics)])
     acc_keys = [k for k in ("train_acc", "val_acc", "test_acc") if any(_num_ok(m.get(k)) for m in metrics)]
     loss_keys = [k for k in ("train_loss", "val_loss", "test_loss") if any(_num_ok(m.get(k)) for m in metrics)]
     if not acc_keys and not loss_keys:
@@ -313,16 +317,16 @@ def training_history(metrics: list[dict]) -> bytes | None:
     fig = _new_figure(12, 3.6)
     ax_acc, ax_loss = fig.subplots(1, 2)
     for key in acc_keys:
-        ax_acc.plot(x, 100 * _arr([_frac(_first_num(m, (key,))) for m in metrics]), marker="o", ms=3, label=key)
+        ax_acc.plot(x, 100 * _arr([_num(m.get(key)) for m in metrics]), marker="o", ms=3, label=key)
     for key in loss_keys:
-        ax_loss.plot(x, _arr([_first_num(m, (key,)) for m in metrics]), marker="o", ms=3, label=key)
+        ax_loss.plot(x, _arr([_num(m.get(key)) for m in metrics]), marker="o", ms=3, label=key)
     for ax, ylabel, keys in ((ax_acc, "accuracy (%)", acc_keys), (ax_loss, "loss", loss_keys)):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         if keys:
-            ax.legend(fontsize=8)
+            legend_below(ax, ncols=3)
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
     return _png(fig)

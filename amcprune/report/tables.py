@@ -5,14 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from amcprune.report.collect import (
-    CostData,
-    EvalData,
-    ModelSummary,
-    ReportData,
-    _frac,
-    _num,
-)
+from amcprune.report.collect import CostData, EvalData, ModelSummary, ReportData, _num
 
 DASH = "–"
 
@@ -35,7 +28,8 @@ def fmt_pct(value: Any, digits: int = 2) -> str:
 
 
 def fmt_acc(value: Any) -> str:
-    return fmt_pct(_frac(_num(value)))
+    """Accuracies are fractions in every file amcprune writes."""
+    return fmt_pct(value)
 
 
 def fmt_int(value: Any) -> str:
@@ -175,6 +169,19 @@ def model_table(dense: ModelSummary | None, final: ModelSummary | None, judge_on
     return Table(headers=headers, rows=rows, numeric=[False] + [True] * (len(headers) - 1))
 
 
+def cost_totals_table(dense: ModelSummary | None, final: ModelSummary | None) -> Table | None:
+    """BOPs, weight bits and score of the dense and final models (when no cost file has them per layer)."""
+    models = [m for m in (dense, final) if m is not None and any(v is not None for v in (m.bops, m.weight_bits, m.score))]
+    if not models:
+        return None
+    rows = [
+        ["BOPs", *[fmt_int(m.bops) for m in models]],
+        ["weight bits", *[fmt_int(m.weight_bits) for m in models]],
+        ["score (lower is better)", *[fmt_float(m.score, 4) for m in models]],
+    ]
+    return Table(headers=["", *[m.label for m in models]], rows=rows, numeric=[False] + [True] * len(models))
+
+
 def run_table(data: ReportData) -> Table:
     rows = [
         ["run directory", str(data.run_dir)],
@@ -184,8 +191,12 @@ def run_table(data: ReportData) -> Table:
     ]
     if data.source:
         rows.append(["started from", data.source])
+    if data.criterion:
+        rows.append(["criterion", data.criterion])
     order = {k: i for i, k in enumerate(SUMMARY_ORDER)}
     for key, value in sorted(data.summary_extra.items(), key=lambda kv: order.get(kv[0], len(order))):
+        if data.criterion and key in ("threshold", "judge_on"):
+            continue  # both are in the criterion row, with the option that set them
         label = {"met": "target met", "records": "records written"}.get(key) or KEY_LABEL.get(key, key.replace("_", " "))
         rows.append([label, fmt_key(key, value)])
     present = [name for name, ok in data.files.items() if ok]
@@ -221,14 +232,19 @@ TRAJECTORY_KEYS = (
 CONSTANT_TO_CAPTION = ("stage", "method", "criterion", "weights", "threshold", "target")
 
 
-def trajectory_table(records: list[dict]) -> Table | None:
+def trajectory_table(records: list[dict], criterion: str | None = None) -> Table | None:
+    """The records as rows; a constant threshold goes into the caption as ``criterion`` (the option the user
+    gave and the threshold it yields) when known."""
     if not records:
         return None
     keys = [k for k in TRAJECTORY_KEYS if any(r.get(k) is not None for r in records)]
     # Columns that never change (method, criterion, p, total weights) go into the caption instead.
     constant = [k for k in keys if k in CONSTANT_TO_CAPTION and len({repr(r.get(k)) for r in records}) == 1]
     keys = [k for k in keys if k not in constant]
-    caption = ", ".join(f"{KEY_LABEL.get(k, k)} = {fmt_key(k, records[0].get(k))}" for k in constant)
+    caption = ", ".join(
+        f"criterion: {criterion}" if k == "threshold" and criterion else f"{KEY_LABEL.get(k, k)} = {fmt_key(k, records[0].get(k))}"
+        for k in constant
+    )
     short = {"bops": fmt_si, "weight_bits": fmt_si}
     rows = [[short.get(k, lambda v, k=k: fmt_key(k, v))(r.get(k)) for k in keys] for r in records]
     return Table(

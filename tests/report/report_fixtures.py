@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from amcprune.data.classes import CLASSES, SNRS_DB
-from amcprune.report import collect as C
+from amcprune import outputs as C
 
 BASELINE = {"name": "challenge VGG10 (ITU-ML5G-PS-007)", "bops": 807699904, "weight_bits": 1244936}
 # (name, op, MACs, weights) of a small VGG10-like network.
@@ -178,14 +178,16 @@ def make_prune_run(
             "final_cost": {k: final_cost[k] for k in ("bops", "weight_bits", "score", "weights", "nonzero_weights",
                                                       "sparsity", "warnings")},
             "stages": [{"stage": 0, "method": "fmp", "criterion": "global", "met": True, "reason": "p below p_min",
-                        "iterations": 5, "final_p": 0.1}],
+                        "iterations": 5, "final_p": 0.1, "checkpoint": final_rec["checkpoint"], "criterion_acc": 0.571,
+                        "test_acc": final_eval["accuracy"], "nonzero_weights": final_rec["nonzero_weights"],
+                        "compression": final_rec["compression"]}],
             "records": len(recs), "epochs_total": 42, "wall_s": 88.0,
             "fixes": ["optimizer and scheduler rebuilt on the rewound parameters after every rewind"],
         })
     (root / C.FINAL_CHECKPOINT).write_bytes(b"fake checkpoint")
     (root / C.FINAL_ONNX).write_bytes(b"fake onnx")
     if evals:
-        _write_json(root / C.EVAL_DENSE_DIRS[0] / C.EVAL_FILE, dense_eval)
+        _write_json(root / C.EVAL_DENSE_DIR / C.EVAL_FILE, dense_eval)
         _write_json(root / final_eval_dir / C.EVAL_FILE, final_eval)
     if costs:
         _write_json(root / C.COST_DENSE_FILE, dense_cost)

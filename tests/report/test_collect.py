@@ -4,9 +4,9 @@ import pytest
 
 from amcprune.errors import AmcpruneError
 from amcprune.report import collect_report_data
-from amcprune.report import collect as C
+from amcprune import outputs as C
 from amcprune.report.collect import parse_cost, parse_eval
-from report_fixtures import make_prune_run, make_train_run
+from report_fixtures import fake_cost, make_prune_run, make_train_run
 
 
 def test_prune_run_is_read_completely(prune_run):
@@ -79,17 +79,26 @@ def test_eval_fallback_dir_and_missing_summary(tmp_path):
     assert any(C.COST_DENSE_FILE in n for n in data.notes)
 
 
-def test_summary_with_dense_and_final_sections(tmp_path):
-    run = tmp_path / "r"
-    run.mkdir()
-    (run / C.SUMMARY_FILE).write_text(json.dumps({
-        "dense": {"accuracy": 0.6, "bops": 100, "weight_bits": 50, "score": 1.0, "nonzero_weights": 10, "weights": 10},
-        "final": {"accuracy": 59.0, "bops": 40, "weight_bits": 20, "score": 0.4, "nonzero_weights": 4},
-    }))
-    data = collect_report_data(run)
-    assert data.kind == "prune"
-    assert data.final.accuracy == pytest.approx(0.59)  # a percentage is read as one
-    assert data.final.sparsity == pytest.approx(0.6)
+def test_a_summary_that_does_not_match_is_a_note_naming_the_field(prune_run):
+    summary = json.loads((prune_run / C.SUMMARY_FILE).read_text())
+    summary["final"]["stats"]["weights"] = "many"
+    (prune_run / C.SUMMARY_FILE).write_text(json.dumps(summary))
+    data = collect_report_data(prune_run)
+    assert any(n.startswith("summary.json: field final.stats.weights: Input should be a valid integer (got 'many')")
+               for n in data.notes), data.notes
+    assert data.final is not None and data.final.extra["checkpoint"] == "iterations/s0-i005.pt"  # from the records
+    assert data.summary_extra == {}
+
+
+def test_a_record_that_does_not_match_is_left_out_with_a_note(prune_run):
+    lines = (prune_run / C.RECORDS_FILE).read_text().splitlines()
+    bad = json.loads(lines[2])
+    bad["val_acc"] = bad.pop("criterion_acc")  # a spelling nothing writes
+    lines[2] = json.dumps(bad)
+    (prune_run / C.RECORDS_FILE).write_text("\n".join(lines) + "\n")
+    data = collect_report_data(prune_run)
+    assert len(data.records) == 7
+    assert any(n.startswith("records.jsonl line 3: field criterion_acc: Field required") for n in data.notes), data.notes
 
 
 def test_corrupt_files_become_notes(prune_run):
@@ -116,47 +125,31 @@ def test_missing_and_non_run_dirs_raise_one_line(tmp_path):
         collect_report_data(tmp_path / "file")
 
 
-def test_eval_derived_from_counts():
-    counts = [[[3, 1], [0, 4]], [[2, 0], [1, 1]]]  # [snr][true][pred]
-    ev = parse_eval("c", {"snrs": [0, 10], "counts": counts})
+def test_eval_json_is_read_as_evaluate_writes_it():
+    import numpy as np
+
+    from amcprune.train.evaluate import EvalResult
+
+    counts = np.array([[[3, 1], [0, 4]], [[2, 0], [1, 1]]])  # [snr][true][pred]
+    ev = parse_eval("c", json.loads(json.dumps(EvalResult(["A", "B"], [0, 10], counts, split="test").to_json())))
     assert ev.acc_per_snr == [pytest.approx(7 / 8), pytest.approx(3 / 4)]
     assert ev.per_class_snr == [[pytest.approx(0.75), 1.0], [1.0, pytest.approx(0.5)]]
     assert ev.confusion == [[5, 1], [1, 5]]
-    assert ev.accuracy == pytest.approx(10 / 12)
+    assert ev.accuracy == pytest.approx(10 / 12) and ev.class_names == ["A", "B"] and ev.n_frames == 12
 
 
-def test_eval_formats_are_normalized():
-    # Per-SNR as a dict keyed by SNR strings, percentages, per-class as {class: {snr: acc}}, and a
-    # confusion matrix under {"all": ...}; overall accuracy derived from the confusion matrix.
-    ev = parse_eval("x", {
-        "classes": ["A", "B"],
-        "per_snr": {"10": 90.0, "-10": 40.0},
-        "per_class_snr": {"A": {"-10": 0.5, "10": 1.0}, "B": {"-10": 0.3, "10": 0.8}},
-        "confusion_matrix": {"all": [[3, 1], [0, 4]], "per_snr": {}},
-    })
-    assert ev.snrs == [-10, 10]
-    assert ev.acc_per_snr == [pytest.approx(0.4), pytest.approx(0.9)]
-    assert ev.per_class_snr == [[0.5, 1.0], [0.3, 0.8]]
-    assert ev.accuracy == pytest.approx(7 / 8)
-    # A per-class matrix stored [snr][class] is transposed to [class][snr].
-    ev = parse_eval("y", {"snrs": [0, 2, 4], "per_class_snr": [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]})
-    assert ev.per_class_snr == [[0.1, 0.3, 0.5], [0.2, 0.4, 0.6]]
-    assert ev.class_names == ["0", "1"]
-    # Garbage never raises.
-    ev = parse_eval("z", {"snrs": "bad", "accuracy_per_snr": [1, 2], "confusion": [[1, 2]], "accuracy": float("nan")})
-    assert ev.accuracy is None and ev.confusion is None
-
-
-def test_cost_formats_are_normalized():
-    cost = parse_cost("c", {"bops": 10, "per_layer": {"conv": {"op": "Conv", "macs": 5, "bops": 10}}, "warnings": "w"})
-    assert cost.per_layer[0].name == "conv" and cost.per_layer[0].bops == 10
-    assert cost.warnings == ["w"]
-    assert cost.per_layer[0].op == "Conv" and cost.per_layer[0].input_dtype == ""
+def test_other_spellings_are_refused_not_guessed():
+    """The report once read ~50 spellings nothing writes and took values in (1, 100] as percentages."""
+    with pytest.raises(AmcpruneError, match=r"^x: field split: Field required \(and \d+ more\)$") as info:
+        parse_eval("x", {"classes": ["A", "B"], "per_snr": {"10": 90.0}, "confusion_matrix": [[3, 1], [0, 4]]})
+    assert "\n" not in str(info.value)
+    with pytest.raises(AmcpruneError, match="field per_layer"):
+        parse_cost("c", {**fake_cost(), "per_layer": {"conv": {"op": "Conv", "macs": 5, "bops": 10}}})
+    with pytest.raises(AmcpruneError, match="field total_weights: not a field amcprune writes"):
+        parse_cost("c", {**fake_cost(), "total_weights": 3})
 
 
 def test_train_run_cost_json_is_the_dense_model(tmp_path):
-    from report_fixtures import fake_cost
-
     run = make_train_run(tmp_path / "t")
     (run / C.COST_FILE).write_text(json.dumps(fake_cost()))
     data = collect_report_data(run)
