@@ -28,7 +28,9 @@ class ModelStats(OutputModel):
     nonzero_weights: int  # after the weight quantizer
     unmasked_weights: int
     sparsity: float  # of the dense model's weights
-    compression: float  # dense weights / non-zero weights (inf for an all-zero model)
+    # dense weights / non-zero weights. An all-zero model's is inf: Infinity in records.jsonl, but null in
+    # summary.json, whose SavedModel is dumped with pydantic's JSON mode (it writes inf as null).
+    compression: float | None
     compression_formula: float  # prod 1/(1-p) over the rates applied
     widths: list[int]
     bops: float | None
