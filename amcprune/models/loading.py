@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from amcprune.errors import AmcpruneError
-from amcprune.models.registry import build_model
+from amcprune.models.build import build_model
 from amcprune.models.spec import ModelSpec, validate_spec
 from amcprune.utils.checkpoint import check_finite_weights, describe_mismatch, load_checkpoint, load_model_state
 

@@ -1,12 +1,14 @@
-"""Architecture registry: ``@register_arch("name")`` on a builder ``fn(spec) -> nn.Module``."""
+"""Architecture registry: ``@register_arch("name")`` on a builder ``fn(spec) -> nn.Module``.
+
+``amcprune.models.build.build_model(spec)`` calls the builder (this module cannot import the spec module,
+which validates ``arch`` against ``ARCHITECTURES``).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
 from torch import nn
-
-from amcprune.errors import AmcpruneError
 
 if TYPE_CHECKING:
     from amcprune.models.spec import ModelSpec
@@ -29,15 +31,3 @@ def register_arch(name: str) -> Callable[[Builder], Builder]:
 
 def available_archs() -> list[str]:
     return sorted(ARCHITECTURES)
-
-
-def build_model(spec: "ModelSpec | dict") -> nn.Module:
-    """A freshly initialised model for ``spec`` (a ``ModelSpec`` or its dict form)."""
-    from amcprune.models.spec import validate_spec
-
-    spec = validate_spec(spec)
-    try:
-        builder = ARCHITECTURES[spec.arch]
-    except KeyError:
-        raise AmcpruneError(f"unknown arch {spec.arch!r}; available: {', '.join(available_archs())}") from None
-    return builder(spec)

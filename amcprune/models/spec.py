@@ -27,7 +27,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from amcprune.errors import AmcpruneError
+from amcprune.models.registry import ARCHITECTURES
+from amcprune.utils.atomic import write_text_atomic
 from amcprune.utils.config import read_yaml_mapping, validation_message
+
+# The one set of model defaults, shared by ModelSpec, every CLI command and the pipeline: the 2021 challenge
+# baseline (VGG10, 8-bit weights and activations, 8-bit input quantizer over [-2, 2]). Changing one changes
+# what a spec file, a bare state dict or a trial config that does not name the value means: don't.
+DEFAULT_ARCH = "vgg10"
+DEFAULT_BITS = 8  # weight and activation bits
+DEFAULT_INPUT_BITS = 8  # the input quantizer (QuantHardTanh), set only by input_bits / --input-bits
 
 VGG10_CONV_LAYERS = 7
 VGG10_DENSE_LAYERS = 2
@@ -73,9 +82,9 @@ class ModelSpec(BaseModel):
 
     arch: str = Field(description="registered architecture: 'vgg10' or 'compact'")
     quantized: bool = True
-    input_bits: int = 8
-    weight_bits: int = 8
-    act_bits: int = 8
+    input_bits: int = DEFAULT_INPUT_BITS
+    weight_bits: int = DEFAULT_BITS
+    act_bits: int = DEFAULT_BITS
     layer_bits: dict[str, dict[str, int]] = Field(default_factory=dict)
     num_classes: int = Field(default=24, ge=2)
     input_length: int = Field(default=1024, ge=1)
@@ -87,8 +96,6 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "ModelSpec":
-        from amcprune.models.registry import ARCHITECTURES
-
         if ARCHITECTURES and self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown arch {self.arch!r}; available: {', '.join(sorted(ARCHITECTURES))}")
         for name in ("input_bits", "weight_bits", "act_bits"):
@@ -232,7 +239,102 @@ def spec_to_yaml(spec: ModelSpec, path: str | os.PathLike | None = None) -> str:
     """The YAML text of ``spec``; also written atomically to ``path`` when given."""
     text = yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
     if path is not None:
-        from amcprune.utils.atomic import write_text_atomic
-
         write_text_atomic(path, text)
     return text
+
+
+# ---- the one bridge from options (CLI flags, trial config shortcuts) to a ModelSpec -----------------------------
+# option name -> how the user wrote it (CLI flag; the trial config's shortcut is the option name itself)
+OPTION_FLAGS = {
+    "arch": "--arch", "bits": "--bits", "weight_bits": "--weight-bits", "act_bits": "--act-bits",
+    "input_bits": "--input-bits", "float_model": "--float", "filters": "--filters", "dense": "--dense",
+    "num_classes": "--num-classes", "input_length": "--input-length",
+}
+BIT_OPTIONS = ("bits", "weight_bits", "act_bits", "input_bits")
+VGG10_ONLY_OPTIONS = ("filters", "dense")
+
+
+def option_fields(*, arch: str | None = None, bits: int | None = None, weight_bits: int | None = None,
+                  act_bits: int | None = None, input_bits: int | None = None, float_model: bool = False,
+                  filters: int | list[int] | None = None, dense: int | list[int] | None = None,
+                  num_classes: int | None = None, input_length: int | None = None) -> dict[str, Any]:
+    """The ``ModelSpec`` fields that the given options set (None / False: not given).
+
+    ``bits`` sets ``weight_bits`` and ``act_bits``, never ``input_bits``. Options that contradict each other
+    (``bits`` with ``weight_bits`` or ``act_bits``; ``float_model`` with any bit width) raise ``AmcpruneError``.
+    """
+    given_bits = [OPTION_FLAGS[k] for k, v in (("bits", bits), ("weight_bits", weight_bits), ("act_bits", act_bits),
+                                               ("input_bits", input_bits)) if v is not None]
+    if bits is not None and (weight_bits is not None or act_bits is not None):
+        raise AmcpruneError("--bits sets both weight and activation bits: give either --bits or "
+                            "--weight-bits/--act-bits, not both")
+    if float_model and given_bits:
+        raise AmcpruneError(f"--float is the unquantized model, which has no bit widths: drop {'/'.join(given_bits)}, "
+                            "or drop --float")
+    fields: dict[str, Any] = {}
+    if arch is not None:
+        fields["arch"] = arch
+    if bits is not None:
+        fields["weight_bits"] = fields["act_bits"] = bits
+    for key, value in (("weight_bits", weight_bits), ("act_bits", act_bits), ("input_bits", input_bits),
+                       ("conv_filters", filters), ("dense_width", dense), ("num_classes", num_classes),
+                       ("input_length", input_length)):
+        if value is not None:
+            fields[key] = value
+    if float_model:
+        fields["quantized"] = False
+    return fields
+
+
+def spec_from_options(base: ModelSpec | dict[str, Any] | None = None, *, source: str = "model options",
+                      **options: Any) -> ModelSpec:
+    """The ``ModelSpec`` for ``options`` (see :func:`option_fields`) over ``base``.
+
+    ``base`` (a spec file, the model section of a trial config, the spec of a run resumed or of an
+    ``--init-from`` checkpoint) gives every field the options leave unset; without one, the defaults are
+    ``ModelSpec``'s (``DEFAULT_ARCH``, ``DEFAULT_BITS``, ``DEFAULT_INPUT_BITS``). Used by ``amcprune train``,
+    ``export``, ``cost`` and the pipeline, so that the same options mean the same model everywhere.
+    """
+    fields = option_fields(**options)
+    if isinstance(base, ModelSpec):
+        data = base.model_dump(mode="json")
+    else:
+        data = dict(base or {})
+    data.setdefault("arch", DEFAULT_ARCH)
+    bit_options = [OPTION_FLAGS[k] for k in BIT_OPTIONS if options.get(k) is not None]
+    if data.get("quantized") is False and bit_options and "quantized" not in fields:
+        raise AmcpruneError(f"{source}: the model is unquantized (quantized: false) and has no bit widths: "
+                            f"drop {'/'.join(bit_options)}")
+    data.update(fields)
+    vgg_only = [OPTION_FLAGS[k] for k in VGG10_ONLY_OPTIONS if options.get(k) is not None]
+    if vgg_only and data["arch"] != "vgg10":
+        raise AmcpruneError(f"{'/'.join(vgg_only)} set vgg10 widths; {data['arch']} takes its widths from a spec "
+                            "file (--spec)")
+    return validate_spec(data, source)
+
+
+def check_spec_options(spec: ModelSpec, source: str, **options: Any) -> None:
+    """Raise ``AmcpruneError`` when options given for a model that brings its own spec (an amcprune checkpoint,
+    a run directory) disagree with that spec; options that agree are accepted and change nothing."""
+    fields = option_fields(**options)
+    bit_fields = [k for k in ("weight_bits", "act_bits", "input_bits") if k in fields]
+    if not spec.quantized and bit_fields:
+        raise AmcpruneError(f"{source}: is an unquantized model, which has no bit widths: drop {', '.join(bit_fields)}")
+    wrong = []
+    for key, value in fields.items():
+        have = getattr(spec, key)
+        if key == "conv_filters" and spec.arch == "vgg10":
+            same = _as_list(value, VGG10_CONV_LAYERS) == spec.filters_list()
+        elif key == "dense_width" and spec.arch == "vgg10":
+            same = _as_list(value, VGG10_DENSE_LAYERS) == spec.dense_list()
+        else:
+            same = value == have
+        if same:
+            continue
+        if key == "quantized":
+            wrong.append("--float (it is quantized)")
+        else:
+            wrong.append(f"{key} {value} (it has {have})")
+    if wrong:
+        raise AmcpruneError(f"{source}: brings its own model spec, and the options disagree with it: "
+                            f"{'; '.join(wrong)}; drop them")

@@ -5,10 +5,14 @@ from __future__ import annotations
 import brevitas.nn as qnn
 import pytest
 import torch
+from brevitas.export import export_qonnx
 from pydantic import ValidationError
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.util.cleanup import cleanup_model
 from torch import nn
 from torch.nn.utils import prune
 
+from amcprune.cost import model_cost
 from amcprune.errors import AmcpruneError
 from helpers.challenge import challenge_vgg10
 from amcprune.models import (
@@ -194,9 +198,6 @@ def test_compact_default_size():
 
 def test_compact_requantizes_every_mac_input(tmp_path):
     """Exported QONNX: every Conv/MatMul/Gemm input (activation and weight) comes from a Quant node."""
-    from brevitas.export import export_qonnx
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.cleanup import cleanup_model
 
     spec = ModelSpec(arch="compact", weight_bits=6, act_bits=6)
     model = _calibrate(build_model(spec))
@@ -331,7 +332,6 @@ def test_fresh_checkpoint_round_trip(tmp_path):
 
 def test_compact_cost_has_no_warnings():
     """No MAC billed at 32 bits and no op unknown to the cost tool: the compact score is comparable."""
-    from amcprune.cost import model_cost
 
     model = _calibrate(build_model(ModelSpec(arch="compact", weight_bits=6, act_bits=6)))
     result = model_cost(model, use_cache=False)
