@@ -32,11 +32,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import qonnx
+import torch
+from brevitas.proxy.quant_proxy import QuantProxyFromInjector
 from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.util.inference_cost import inference_cost
 from torch import nn
+from torch.nn.utils import prune
 
+from amcprune.cost.resolve import load_for_cost
 from amcprune.errors import AmcpruneError
+from amcprune.export.onnx_export import export_qonnx, input_shape_of
 from amcprune.export.onnx_io import parse_onnx_bytes, read_onnx, translate_legacy
+from amcprune.models import prunable_layers
+from amcprune.utils.atomic import write_json_atomic
 
 # Bumped whenever the cached figures or warnings change meaning (2: MAC-width warnings with bops shares).
 CACHE_VERSION = "amcprune-cost/2"
@@ -47,8 +57,6 @@ WIDE_BITS = 8  # a MAC operand wider than this is flagged: the challenge baselin
 
 def qonnx_inference_cost(*args, **kwargs):
     """Indirection to qonnx's tool (tests count the calls through this name)."""
-    from qonnx.util.inference_cost import inference_cost
-
     return inference_cost(*args, **kwargs)
 
 
@@ -166,16 +174,12 @@ def _cache_put(key: str, raw: dict) -> None:
     _MEMORY[key] = raw
     path = cache_dir() / key[:2] / f"{key}.json"
     try:
-        from amcprune.utils.atomic import write_json_atomic
-
         write_json_atomic(path, raw)
     except OSError:
         pass  # a read-only or full cache directory only costs speed
 
 
 def _versions() -> str:
-    import qonnx
-
     return f"{CACHE_VERSION}|qonnx={getattr(qonnx, '__version__', '?')}"
 
 
@@ -189,10 +193,6 @@ def onnx_key(data: bytes) -> str:
 
 def module_key(model: nn.Module, input_shape: tuple[int, ...]) -> str:
     """Hash of an in-memory model: structure, state (masks burned in), quantizer bit widths, input shape."""
-    import torch
-
-    from torch.nn.utils import prune
-
     h = hashlib.sha256()
     h.update(_versions().encode())
     h.update(b"|module|")
@@ -225,12 +225,8 @@ def module_key(model: nn.Module, input_shape: tuple[int, ...]) -> str:
             else:
                 h.update(repr(value).encode())
     # Bit widths live in the quantizer injectors, not in the state dict.
-    try:
-        from brevitas.proxy.quant_proxy import QuantProxyFromInjector
-    except ImportError:  # pragma: no cover - brevitas is a dependency
-        QuantProxyFromInjector = ()
     for name, module in model.named_modules():
-        if QuantProxyFromInjector and isinstance(module, QuantProxyFromInjector):
+        if isinstance(module, QuantProxyFromInjector):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -305,8 +301,6 @@ def _weight_tensor(wrapper, node) -> str | None:
 
 def _analyse(proto, source: str) -> dict:
     """Run qonnx's inference cost on ``proto`` and build the raw (baseline-free) result."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
     warn: list[str] = []
     op_types = {node.op_type for node in proto.graph.node}
     annotated = any(
@@ -422,9 +416,11 @@ def onnx_cost(path_or_bytes: str | os.PathLike | bytes, baseline: Baseline = CHA
 
 def module_cost(model: nn.Module, baseline: Baseline = CHALLENGE_BASELINE, use_cache: bool = True,
                 input_shape: tuple[int, ...] | None = None) -> CostResult:
-    """Cost of an in-memory model: export to QONNX (masks burned in) and score, cached by content."""
-    from amcprune.export.onnx_export import export_qonnx, input_shape_of
+    """Cost of an in-memory model: export to QONNX (masks burned in) and score, cached by content.
 
+    The input shape is ``input_shape``, else (1, 2, ``model.spec.input_length``) for a model built from a
+    spec, else (1, 2, 1024).
+    """
     shape = input_shape_of(model, input_shape)
     key = module_key(model, shape)
     raw = _cache_get(key) if use_cache else None
@@ -442,10 +438,6 @@ def module_cost(model: nn.Module, baseline: Baseline = CHALLENGE_BASELINE, use_c
 
 def _name_layers(model: nn.Module, per_layer: list[dict]) -> None:
     """Add ``module`` (the PyTorch layer name) to each MAC layer when graph and model line up one to one."""
-    try:
-        from amcprune.models import prunable_layers
-    except ImportError:  # pragma: no cover
-        return
     layers = prunable_layers(model)
     if len(layers) != len(per_layer):
         return
@@ -482,8 +474,6 @@ def model_cost(model_or_path: Any, baseline: Baseline = CHALLENGE_BASELINE, use_
     if isinstance(model_or_path, (bytes, bytearray)):
         return onnx_cost(model_or_path, baseline, use_cache=use_cache)
     if isinstance(model_or_path, (str, os.PathLike)):
-        from amcprune.cost.resolve import load_for_cost
-
         target = load_for_cost(model_or_path)
         if isinstance(target, nn.Module):
             return module_cost(target, baseline, use_cache=use_cache, input_shape=input_shape)

@@ -10,37 +10,39 @@ from torch import nn
 
 from amcprune.errors import AmcpruneError
 from amcprune.export.onnx_io import looks_like_onnx
+from amcprune.models import ModelSpec, check_spec_options, load_challenge_state_dict, load_model, spec_from_options
+from amcprune.models.spec import OPTION_FLAGS
+from amcprune.utils.checkpoint import is_amcprune_checkpoint, load_checkpoint, looks_like_torch_file
 
 
-def spec_for_state_dict(arch: str, bits: int | None = None, weight_bits: int | None = None,
-                        act_bits: int | None = None, input_bits: int | None = None,
-                        filters: int | list[int] | None = None, dense: int | list[int] | None = None,
-                        num_classes: int | None = None):
-    """The ``ModelSpec`` a bare state dict is read with (``--arch vgg10 --bits B`` and friends)."""
-    from amcprune.models import validate_spec
+def spec_for_state_dict(arch: str, **options: Any) -> ModelSpec:
+    """The ``ModelSpec`` a bare state dict is read with (``--arch vgg10 --bits B`` and friends).
 
-    data: dict[str, Any] = {"arch": arch, "quantized": True}
-    for key, value in (("weight_bits", weight_bits), ("act_bits", act_bits), ("input_bits", input_bits)):
-        chosen = value if value is not None else bits
-        if chosen is not None:
-            data[key] = int(chosen)
-    if filters is not None:
-        data["conv_filters"] = filters
-    if dense is not None:
-        data["dense_width"] = dense
-    if num_classes is not None:
-        data["num_classes"] = num_classes
-    return validate_spec(data, "--arch/--bits options")
+    ``options`` are those of :func:`amcprune.models.spec_from_options` (bits, weight_bits, act_bits,
+    input_bits, filters, dense, num_classes, ...): ``bits`` sets weights and activations, the input keeps
+    ``input_bits`` (default 8), and the defaults are the 2021 challenge baseline's.
+    """
+    return spec_from_options(arch=arch, source="--arch/--bits options", **options)
 
 
-def _load_model(path: Path) -> nn.Module:
-    from amcprune.models import load_model  # provided by the models stage
+def _given(options: dict[str, Any]) -> list[str]:
+    return [OPTION_FLAGS.get(k, k) for k, v in options.items() if v is not None and v is not False]
 
-    model, _spec, _ckpt = load_model(path)
+
+def _load_model(path: Path, options: dict[str, Any]) -> nn.Module:
+    model, spec, _ckpt = load_model(path)
+    check_spec_options(spec, str(path), **options)
     return model
 
 
-def load_for_cost(path: str | os.PathLike, arch: str | None = None, **spec_options) -> nn.Module | Path:
+def _onnx_path(path: Path, options: dict[str, Any]) -> Path:
+    if _given(options):
+        raise AmcpruneError(f"{path}: is an ONNX file, which carries its own bit widths and shapes; "
+                            f"drop {'/'.join(_given(options))}")
+    return path
+
+
+def load_for_cost(path: str | os.PathLike, arch: str | None = None, **spec_options: Any) -> nn.Module | Path:
     """A model to export and score, or the path of an ONNX file to score as is.
 
     - a directory: a training run (``checkpoints/best.pt`` / ``last.pt``) or a prune run (``final.pt``,
@@ -49,35 +51,35 @@ def load_for_cost(path: str | os.PathLike, arch: str | None = None, **spec_optio
     - an amcprune checkpoint: loaded with its stored spec;
     - a bare state dict (a 2021 challenge checkpoint): needs ``arch`` plus bit widths/widths
       (``spec_options``: bits, weight_bits, act_bits, input_bits, filters, dense, num_classes).
-    """
-    from amcprune.utils.checkpoint import is_amcprune_checkpoint, load_checkpoint, looks_like_torch_file
 
+    For a model that brings its own spec (run directory, amcprune checkpoint) ``arch`` and ``spec_options``
+    may only repeat it: an option that disagrees raises ``AmcpruneError``. An ONNX file takes none.
+    """
+    options = {"arch": arch, **spec_options}
     path = Path(path)
     if not path.exists():
         raise AmcpruneError(f"{path}: no such file or directory")
     if path.is_dir():
         try:
-            return _load_model(path)
+            model, spec, _ckpt = load_model(path)
         except AmcpruneError:
             if (path / "final.onnx").is_file():  # a prune run directory whose checkpoints are gone
-                return path / "final.onnx"
+                return _onnx_path(path / "final.onnx", options)
             raise
+        check_spec_options(spec, str(path), **options)
+        return model
     if looks_like_onnx(path):
-        return path
+        return _onnx_path(path, options)
     if not looks_like_torch_file(path):
         raise AmcpruneError(f"{path}: not an ONNX file, nor a readable PyTorch checkpoint")
     obj = load_checkpoint(path)
     if is_amcprune_checkpoint(obj):
-        if arch is not None:
-            raise AmcpruneError(f"{path}: is an amcprune checkpoint with its own spec; drop --arch and the bit options")
-        return _load_model(path)
+        return _load_model(path, options)
     if arch is None:
         raise AmcpruneError(
             f"{path}: is a bare state dict without a model spec; give its architecture, e.g. --arch vgg10 --bits 8"
         )
     spec = spec_for_state_dict(arch, **spec_options)
-    from amcprune.models import load_challenge_state_dict  # provided by the models stage
-
     try:
         return load_challenge_state_dict(obj, spec)
     except AmcpruneError:

@@ -15,6 +15,10 @@ import warnings
 from pathlib import Path
 
 import torch
+from brevitas.export import export_onnx_qcdq
+from brevitas.export import export_qonnx as brevitas_export_qonnx
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.util.cleanup import cleanup_model
 from torch import nn
 from torch.nn.utils import prune
 
@@ -26,7 +30,8 @@ DEFAULT_INPUT_SHAPE = (1, 2, 1024)
 
 
 def input_shape_of(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
-    """The batch-1 input shape used for export: explicit, else from a ``spec`` the model carries, else (1, 2, 1024)."""
+    """The batch-1 input shape used for export and cost: explicit, else (1, 2, ``model.spec.input_length``) for a
+    model built from a ``ModelSpec`` (``build_model`` sets ``model.spec``), else (1, 2, 1024)."""
     if input_shape is not None:
         return tuple(int(s) for s in input_shape)
     spec = getattr(model, "spec", None)
@@ -88,13 +93,9 @@ def export_qonnx(model: nn.Module, path: str | os.PathLike, input_shape: tuple[i
     inference, constant folding that keeps the ``Quant`` nodes, unique and readable names): the
     form that FINN's ``ConvertQONNXtoFINN`` and qonnx's ``inference_cost`` expect.
     """
-    from brevitas.export import export_qonnx as brevitas_export_qonnx
 
     def tidy(tmp: Path) -> None:
         if cleanup:
-            from qonnx.core.modelwrapper import ModelWrapper
-            from qonnx.util.cleanup import cleanup_model
-
             cleanup_model(ModelWrapper(str(tmp))).save(str(tmp))
 
     return _export(model, path, brevitas_export_qonnx, input_shape, tidy)
@@ -102,8 +103,6 @@ def export_qonnx(model: nn.Module, path: str | os.PathLike, input_shape: tuple[i
 
 def export_qcdq(model: nn.Module, path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> Path:
     """Export ``model`` as standard ONNX with QuantizeLinear/Clip/DequantizeLinear (runs in onnxruntime)."""
-    from brevitas.export import export_onnx_qcdq
-
     return _export(model, path, export_onnx_qcdq, input_shape)
 
 

@@ -36,7 +36,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
+from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.transformation.infer_shapes import InferShapes
 from torch import nn
 
 from amcprune.errors import AmcpruneError
@@ -102,8 +107,6 @@ def _as_frames(frames) -> np.ndarray:
 
 def last_quant_layer(model: nn.Module) -> nn.Module | None:
     """The last Brevitas layer with weights (the one that computes the logits), or None for a float model."""
-    from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
-
     layers = [m for m in model.modules() if isinstance(m, QuantWeightBiasInputOutputLayer)]
     return layers[-1] if layers else None
 
@@ -167,10 +170,6 @@ def onnx_outputs(path: str | os.PathLike, frames: np.ndarray, fmt: str | None = 
     fmt = fmt or detect_format(proto)
     outputs = []
     if fmt == "qonnx":
-        from qonnx.core.modelwrapper import ModelWrapper
-        from qonnx.core.onnx_exec import execute_onnx
-        from qonnx.transformation.infer_shapes import InferShapes
-
         wrapper = ModelWrapper(proto)
         if not wrapper.check_all_tensor_shapes_specified():
             wrapper = wrapper.transform(InferShapes())
@@ -183,8 +182,6 @@ def onnx_outputs(path: str | os.PathLike, frames: np.ndarray, fmt: str | None = 
                 raise AmcpruneError(f"{path}: qonnx could not execute the graph: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
             outputs.append(np.asarray(res[oname], dtype=np.float64).reshape(-1))
     elif fmt == "qcdq":
-        import onnxruntime as ort
-
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.intra_op_num_threads = 1

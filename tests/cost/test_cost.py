@@ -9,6 +9,8 @@ import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
+from qonnx.core.datatype import DataType
+from qonnx.util.inference_cost import inference_cost
 from torch.nn.utils import prune
 
 from amcprune.cost import CHALLENGE_BASELINE, Baseline, baseline_from, clear_memory_cache, model_cost
@@ -28,8 +30,6 @@ VGG10_WEIGHTS = 2 * 64 * 3 + 6 * 64 * 64 * 3 + 512 * 128 + 128 * 128 + 128 * 24
 
 
 def qonnx_totals(path):
-    from qonnx.util.inference_cost import inference_cost
-
     total = inference_cost(str(path), preprocess=True, discount_sparsity=True)["total_cost"]
     return total["total_bops"], total["total_mem_w_bits"]
 
@@ -172,8 +172,6 @@ def _legacy_copy(proto: onnx.ModelProto, unsigned: bool = False) -> onnx.ModelPr
 @pytest.mark.parametrize("form", ["SCALEDINT", "SCALEDUINT"])
 @pytest.mark.parametrize("folded", [False, True], ids=["quant-nodes", "folded-weights"])
 def test_legacy_labels_are_translated(tmp_path, folded, form):
-    from qonnx.util.inference_cost import inference_cost
-
     torch.manual_seed(3)
     model = calibrate(build_model(ModelSpec(arch="vgg10", conv_filters=16, dense_width=32, weight_bits=4, act_bits=4)))
     new_path = tmp_path / "new.onnx"
@@ -222,8 +220,6 @@ def test_legacy_labels_are_translated(tmp_path, folded, form):
 
 
 def test_translate_datatype_name():
-    from qonnx.core.datatype import DataType
-
     for old, new in LABEL_FORMS:
         assert translate_datatype_name(old) == new, old
         assert translate_datatype_name(new) == new, new  # qonnx 1.0 labels are left alone
