@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from amcprune.cli.train import MODEL_OPTION_HELP
 
 
 def print_cost(result, source: str, per_layer: bool = False) -> None:
@@ -26,8 +30,6 @@ def print_cost(result, source: str, per_layer: bool = False) -> None:
     typer.echo(f"weights:      {result.weights:,} total, {result.nonzero_weights:,} non-zero "
                f"(sparsity {100 * result.sparsity:.2f}%)")
     if per_layer:
-        from rich.console import Console
-        from rich.table import Table
 
         table = Table(title="per layer (ONNX node names after qonnx preprocessing)")
         named = any("module" in layer for layer in result.per_layer)
@@ -42,6 +44,10 @@ def print_cost(result, source: str, per_layer: bool = False) -> None:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
+# The model options describe a bare state dict; a checkpoint or run directory brings its own spec, which they
+# may only repeat (a disagreeing option is an error).
+BARE = " For a bare state dict; a checkpoint's own spec must agree."
+
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
@@ -53,16 +59,17 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
         baseline: Optional[Path] = typer.Option(None, "--baseline", help="Normalise against this model's cost instead of the challenge VGG10."),
         arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a bare state dict (vgg10)."),
-        bits: Optional[int] = typer.Option(None, "--bits", help="Bit width of weights, activations and input of a bare state dict."),
-        weight_bits: Optional[int] = typer.Option(None, "--weight-bits"),
-        act_bits: Optional[int] = typer.Option(None, "--act-bits"),
-        input_bits: Optional[int] = typer.Option(None, "--input-bits"),
+        bits: Optional[int] = typer.Option(None, "--bits", help=MODEL_OPTION_HELP["bits"] + BARE),
+        weight_bits: Optional[int] = typer.Option(None, "--weight-bits", help=MODEL_OPTION_HELP["weight_bits"] + BARE),
+        act_bits: Optional[int] = typer.Option(None, "--act-bits", help=MODEL_OPTION_HELP["act_bits"] + BARE),
+        input_bits: Optional[int] = typer.Option(None, "--input-bits", help=MODEL_OPTION_HELP["input_bits"] + BARE),
         filters: Optional[int] = typer.Option(None, "--filters", help="vgg10 conv filters of a bare state dict (default 64)."),
         dense: Optional[int] = typer.Option(None, "--dense", help="vgg10 dense width of a bare state dict (default 128)."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Recompute even if the cost of this content is cached."),
     ) -> None:
         """Inference cost as the ITU-ML5G-PS-007 challenge scored it (qonnx bops and weight bits)."""
         warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
+        # heavy (torch, Brevitas, qonnx): loaded only when the command runs, not on every `amcprune` start
         from amcprune.cost import CHALLENGE_BASELINE, baseline_from, model_cost
         from amcprune.cost.resolve import load_for_cost
 

@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Accuracy overall and per SNR (with --out: per class x SNR, confusion matrices, plots)."""
+        # heavy (torch, Brevitas): loaded only when the command runs, not on every `amcprune` start
         from amcprune.train.evaluate import evaluate_checkpoint
 
         result = evaluate_checkpoint(

@@ -9,11 +9,13 @@ from typing import Optional
 
 import typer
 
+from amcprune.cli.train import MODEL_OPTION_HELP
 from amcprune.errors import AmcpruneError
 
 
 def verification_frames(n: int, data: Path | None = None, seed: int = 0, length: int = 1024):
     """``n`` frames (n, 2, length): spread over the test split of ``data`` when given, else uniform in [-2, 2]."""
+    # numpy and the data stage load only when a command runs, not on every `amcprune` start
     import numpy as np
 
     if n < 1:
@@ -29,7 +31,13 @@ def verification_frames(n: int, data: Path | None = None, seed: int = 0, length:
         raise AmcpruneError(f"{data}: the test split is empty")
     pick = np.unique(test[np.linspace(0, test.size - 1, min(n, test.size)).round().astype(np.int64)])
     x, _y, _snr = read_frames(data, pick, quiet=True)
+    if x.shape[1] != length:
+        raise AmcpruneError(f"{data}: frames of {x.shape[1]} samples, but the model takes {length} (its input_length)")
     return np.ascontiguousarray(x.transpose(0, 2, 1)).astype(np.float32)
+
+# The model options describe a bare state dict; a checkpoint or run directory brings its own spec, which they
+# may only repeat (a disagreeing option is an error).
+BARE = " For a bare state dict; a checkpoint's own spec must agree."
 
 
 def register(app: typer.Typer) -> None:
@@ -44,10 +52,10 @@ def register(app: typer.Typer) -> None:
         frames: int = typer.Option(64, "--frames", help="Frames used by --verify."),
         data: Optional[Path] = typer.Option(None, "--data", help="RadioML-layout HDF5: verify on its test split (else random frames in [-2, 2])."),
         arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a bare state dict (vgg10)."),
-        bits: Optional[int] = typer.Option(None, "--bits", help="Bit width of weights, activations and input of a bare state dict."),
-        weight_bits: Optional[int] = typer.Option(None, "--weight-bits"),
-        act_bits: Optional[int] = typer.Option(None, "--act-bits"),
-        input_bits: Optional[int] = typer.Option(None, "--input-bits"),
+        bits: Optional[int] = typer.Option(None, "--bits", help=MODEL_OPTION_HELP["bits"] + BARE),
+        weight_bits: Optional[int] = typer.Option(None, "--weight-bits", help=MODEL_OPTION_HELP["weight_bits"] + BARE),
+        act_bits: Optional[int] = typer.Option(None, "--act-bits", help=MODEL_OPTION_HELP["act_bits"] + BARE),
+        input_bits: Optional[int] = typer.Option(None, "--input-bits", help=MODEL_OPTION_HELP["input_bits"] + BARE),
         filters: Optional[int] = typer.Option(None, "--filters", help="vgg10 conv filters of a bare state dict."),
         dense: Optional[int] = typer.Option(None, "--dense", help="vgg10 dense width of a bare state dict."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -59,6 +67,7 @@ def register(app: typer.Typer) -> None:
         a file that fails verification is never left under the output name.
         """
         warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
+        # heavy (torch, Brevitas, qonnx): loaded only when the command runs, not on every `amcprune` start
         from torch import nn
 
         from amcprune.cost.resolve import load_for_cost

@@ -6,44 +6,59 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import yaml
 
 from amcprune.errors import AmcpruneError
 
 
-def _build_spec(spec_path, arch, bits, weight_bits, act_bits, input_bits, filters, dense, float_model, data=None, stored=None):
-    from amcprune.models import spec_from_yaml, validate_spec
+# The model options' help, shared by train, export and cost. The defaults are amcprune.models.spec's
+# DEFAULT_BITS / DEFAULT_INPUT_BITS (the 2021 challenge baseline); tests check that the two agree. Importing the
+# models package here would load Brevitas on every `amcprune` start, hence the literals.
+MODEL_OPTION_HELP = {
+    "bits": "Weight and activation bits of every layer (default 8); the input quantizer keeps --input-bits.",
+    "weight_bits": "Weight bits of every layer (default 8); not together with --bits.",
+    "act_bits": "Activation bits of every layer (default 8); not together with --bits.",
+    "input_bits": "Bits of the input quantizer over [-2, 2] (default 8); --bits does not set it.",
+}
 
+
+def _build_spec(spec_path, arch, bits, weight_bits, act_bits, input_bits, filters, dense, float_model, data=None,
+                stored=None, init_spec=None):
+    """The run's ``ModelSpec``: the options over a base (a spec file, the resumed run's spec, the spec of an
+    ``--init-from`` amcprune checkpoint, else the defaults with the data file's number of classes)."""
+    # heavy (Brevitas): loaded only when a command runs, not on every `amcprune` start
+    from amcprune.data.radioml import RadioMLFile
+    from amcprune.models import spec_from_options, spec_from_yaml
+
+    options = dict(arch=arch, bits=bits, weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
+                   float_model=float_model, filters=filters, dense=dense)
     if spec_path:
-        base = spec_from_yaml(spec_path).model_dump(mode="json")
+        base = spec_from_yaml(spec_path)
     elif stored is not None:
         base = dict(stored)
+    elif init_spec is not None:
+        base = init_spec
     else:
-        base = {"arch": arch or "vgg10"}
-    if not spec_path and stored is None and data is not None:
-        from amcprune.data.radioml import RadioMLFile
+        base = {}
+        if data is not None:
+            base["num_classes"] = RadioMLFile(data).n_classes  # without a spec the data decides the classes
+    return spec_from_options(base, source="model options", **options)
 
-        base["num_classes"] = RadioMLFile(data).n_classes  # without a spec file the data decides the classes
-    if spec_path and arch:
-        base["arch"] = arch
-    if float_model and any(v is not None for v in (bits, weight_bits, act_bits, input_bits)):
-        raise AmcpruneError("--float trains the unquantized model, which has no bit widths: "
-                            "drop --bits/--weight-bits/--act-bits/--input-bits, or drop --float")
-    if bits is not None and (weight_bits is not None or act_bits is not None):
-        raise AmcpruneError("--bits sets both weight and activation bits: do not combine it with --weight-bits/--act-bits")
-    if bits is not None:
-        base["weight_bits"] = base["act_bits"] = bits
-    for key, value in (("weight_bits", weight_bits), ("act_bits", act_bits), ("input_bits", input_bits),
-                       ("conv_filters", filters), ("dense_width", dense)):
-        if value is not None:
-            base[key] = value
-    if float_model:
-        base["quantized"] = False
-    return validate_spec(base, "model options")
+
+def _init_spec(init_from: Path | None):
+    """The spec stored in an ``--init-from`` amcprune checkpoint (None for a bare state dict or no file)."""
+    if init_from is None or not Path(init_from).is_file():
+        return None
+    # heavy (torch): loaded only when a command runs
+    from amcprune.utils.checkpoint import is_amcprune_checkpoint, load_checkpoint
+
+    obj = load_checkpoint(init_from)
+    if is_amcprune_checkpoint(obj) and isinstance(obj.get("spec"), dict):
+        return obj["spec"]
+    return None
 
 
 def _stored_section(run_dir: Path, key: str):
-    import yaml
-
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise AmcpruneError(f"{run_dir}: nothing to resume (no config.yaml); start it without --resume")
@@ -61,10 +76,10 @@ def register(app: typer.Typer) -> None:
         arch: Optional[str] = typer.Option(None, "--arch", help="Architecture: vgg10 (default) or compact."),
         spec: Optional[Path] = typer.Option(None, "--spec", help="Model spec YAML (options below override it)."),
         config: Optional[Path] = typer.Option(None, "--config", help="Train config YAML (options below override it)."),
-        bits: Optional[int] = typer.Option(None, "--bits", help="Weight and activation bits (the input keeps --input-bits, 8 by default)."),
-        weight_bits: Optional[int] = typer.Option(None, "--weight-bits"),
-        act_bits: Optional[int] = typer.Option(None, "--act-bits"),
-        input_bits: Optional[int] = typer.Option(None, "--input-bits"),
+        bits: Optional[int] = typer.Option(None, "--bits", help=MODEL_OPTION_HELP["bits"]),
+        weight_bits: Optional[int] = typer.Option(None, "--weight-bits", help=MODEL_OPTION_HELP["weight_bits"]),
+        act_bits: Optional[int] = typer.Option(None, "--act-bits", help=MODEL_OPTION_HELP["act_bits"]),
+        input_bits: Optional[int] = typer.Option(None, "--input-bits", help=MODEL_OPTION_HELP["input_bits"]),
         filters: Optional[int] = typer.Option(None, "--filters", help="vgg10: filters of every conv layer (64)."),
         dense: Optional[int] = typer.Option(None, "--dense", help="vgg10: width of the hidden dense layers (128)."),
         float_model: bool = typer.Option(False, "--float", help="Train the float (unquantized) model."),
@@ -82,10 +97,11 @@ def register(app: typer.Typer) -> None:
         eval_test: bool = typer.Option(False, "--eval-test", help="Also record test accuracy after every epoch."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
         force: bool = typer.Option(False, "--force", help="Delete an existing run in --out and start over."),
-        init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from an amcprune checkpoint or a 2021 challenge VGG10 state dict."),
+        init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from an amcprune checkpoint (its spec is the default model spec) or a 2021 challenge VGG10 state dict."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; one line per epoch."),
     ) -> None:
         """Train a (quantized) model; writes config.yaml, metrics.jsonl and checkpoints/{last,best}.pt."""
+        # heavy (torch, Brevitas): loaded only when the command runs, not on every `amcprune` start
         from amcprune.train.config import TrainConfig
         from amcprune.train.run import train_run
 
@@ -119,7 +135,8 @@ def register(app: typer.Typer) -> None:
         else:
             if data is None:
                 raise AmcpruneError("--data is required")
-            model_spec = _build_spec(spec, arch, bits, weight_bits, act_bits, input_bits, filters, dense, float_model, data)
+            model_spec = _build_spec(spec, arch, bits, weight_bits, act_bits, input_bits, filters, dense, float_model, data,
+                                     init_spec=_init_spec(init_from))
             base = TrainConfig.from_yaml(config).model_dump() if config else {}
             base.update(overrides)
             train_cfg = TrainConfig.from_dict(base)

@@ -111,3 +111,23 @@ def test_bad_inputs_exit_2_with_one_line(files, tmp_path, capsys):
     assert "does not fit" in _one_error_line(capsys, files["bare"], "--arch", "vgg10", "--bits", "8")
     _one_error_line(capsys, tmp_path / "missing.onnx")
     _one_error_line(capsys, tmp_path)  # a directory without checkpoints
+
+
+def test_bits_sets_weights_and_activations_of_a_bare_state_dict(files, capsys):
+    """--bits 4 reads the w4a4 state dict with the default 8-bit input, exactly as its checkpoint (it used to set
+    the input to 4 bits as well)."""
+    by_ckpt = run_json(capsys, files["ckpt"])
+    by_bits = run_json(capsys, files["bare"], "--arch", "vgg10", "--bits", "4", "--filters", "8", "--dense", "16")
+    for key in ("bops", "weight_bits", "score"):
+        assert by_bits[key] == by_ckpt[key], key
+    assert "--bits" in _one_error_line(capsys, files["bare"], "--arch", "vgg10", "--bits", "4", "--weight-bits", "4")
+
+
+def test_model_options_must_agree_with_the_model_s_own_spec(files, capsys):
+    same = run_json(capsys, files["ckpt"], "--arch", "vgg10", "--bits", "4", "--input-bits", "8", "--filters", "8")
+    assert same["bops"] == run_json(capsys, files["ckpt"])["bops"]  # options that repeat the spec change nothing
+    for source in (files["ckpt"], files["run"]):
+        for args, words in ((["--bits", "8"], "weight_bits 8 (it has 4)"), (["--input-bits", "4"], "input_bits 4"),
+                            (["--dense", "32"], "dense_width 32"), (["--arch", "compact"], "arch compact")):
+            assert words in _one_error_line(capsys, source, *args)
+    assert "ONNX" in _one_error_line(capsys, files["onnx"], "--bits", "4")

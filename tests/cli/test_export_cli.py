@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import onnx
 import pytest
 import torch
 
+import amcprune.export as export_pkg
+from amcprune.cli.export import verification_frames
 from amcprune.cli.main import main
+from amcprune.export.verify import compare_outputs
 from amcprune.models import ModelSpec, build_model
-from amcprune.utils.checkpoint import model_state, save_checkpoint
+from amcprune.utils.checkpoint import load_checkpoint, model_state, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +51,6 @@ def test_export_json(ckpt, tmp_path, capsys):
 
 def _tiny_radioml(path, n_classes=2, frames_per_pair=4):
     """A small file in the RadioML layout: frames ordered by class, then SNR -20..30 dB."""
-    import h5py
-
     snrs = list(range(-20, 32, 2))
     n = n_classes * len(snrs) * frames_per_pair
     rng = np.random.default_rng(0)
@@ -62,8 +64,6 @@ def _tiny_radioml(path, n_classes=2, frames_per_pair=4):
 
 
 def test_verification_frames_from_test_split(tmp_path):
-    from amcprune.cli.export import verification_frames
-
     data = _tiny_radioml(tmp_path / "tiny.h5")
     x = verification_frames(5, data)
     assert x.shape == (5, 2, 1024) and x.dtype == np.float32
@@ -97,9 +97,6 @@ def _error(capsys) -> str:
 
 def test_failed_verification_leaves_no_file(ckpt, tmp_path, capsys, monkeypatch):
     # The reported case: a failed --verify left the unverified .onnx under the output name.
-    import amcprune.export as export_pkg
-    from amcprune.export.verify import compare_outputs
-
     def disagreeing(model, path, frames, fmt=None, raise_on_failure=True):
         ref = np.zeros((len(frames), 24))
         ref[:, 0] = 1.0
@@ -146,8 +143,6 @@ def test_random_bytes_are_not_called_onnx(tmp_path, capsys):
 
 
 def test_checkpoint_with_nan_weights_is_refused(ckpt, tmp_path, capsys):
-    from amcprune.utils.checkpoint import load_checkpoint
-
     obj = load_checkpoint(ckpt)
     key = next(k for k, v in obj["model"].items() if k.endswith("weight") and v.ndim == 3)
     obj["model"][key][0, 0, 0] = float("nan")
@@ -155,3 +150,32 @@ def test_checkpoint_with_nan_weights_is_refused(ckpt, tmp_path, capsys):
     torch.save(obj, bad)
     assert main(["export", str(bad), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "non-finite weights" in _error(capsys) and not (tmp_path / "x.onnx").exists()
+
+
+def test_export_options_must_agree_with_the_checkpoint(ckpt, tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(ckpt), "--out", str(out), "--bits", "4", "--input-bits", "8"]) == 0  # repeats its spec
+    capsys.readouterr()
+    for args, words in ((["--bits", "8"], "weight_bits 8 (it has 4)"), (["--input-bits", "4"], "input_bits 4 (it has 8)")):
+        other = tmp_path / "other.onnx"
+        assert main(["export", str(ckpt), "--out", str(other), *args]) == 2
+        assert words in _error(capsys) and not other.exists()
+
+
+def test_export_of_a_512_sample_model(tmp_path, capsys):
+    torch.manual_seed(0)
+    spec = ModelSpec(arch="vgg10", conv_filters=4, dense_width=8, weight_bits=4, act_bits=4, input_length=512)
+    model = build_model(spec)
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(8, 2, 512) * 4 - 2)
+    path = tmp_path / "m512.pt"
+    save_checkpoint(path, {"spec": spec.model_dump(mode="json"), **model_state(model.eval())})
+    out = tmp_path / "m512.onnx"
+    assert main(["export", str(path), "--out", str(out), "--verify", "--frames", "3"]) == 0
+    dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [1, 2, 512]
+    capsys.readouterr()
+    data = _tiny_radioml(tmp_path / "tiny.h5")  # 1024-sample frames
+    assert main(["export", str(path), "--out", str(tmp_path / "x.onnx"), "--verify", "--data", str(data)]) == 2
+    assert "takes 512" in _error(capsys)

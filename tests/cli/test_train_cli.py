@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from amcprune.cli.main import main
 from amcprune.utils.atomic import read_jsonl
+from amcprune.utils.rundir import release_run_dir
 
 _spec = importlib.util.spec_from_file_location("train_cli_helpers", Path(__file__).parents[1] / "train" / "train_helpers.py")
 helpers = importlib.util.module_from_spec(_spec)
@@ -123,8 +125,6 @@ def test_force_keeps_files_amcprune_did_not_write(tiny, tmp_path, capsys):
 def test_a_run_in_use_is_refused_with_the_holder_named(tiny, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--data", str(tiny), "--out", str(run), "--epochs", "1", *TINY]) == 0
-    from amcprune.utils.rundir import release_run_dir
-
     release_run_dir(run)  # this test process stands in for the finished first run
     code = (
         "import time; from pathlib import Path; from amcprune.utils.rundir import lock_run_dir; "
@@ -167,3 +167,27 @@ def test_checkpoint_with_nan_weights_cannot_start_a_run(tiny, tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--data", str(tiny), "--out", str(tmp_path / "r2"), "--epochs", "1", *TINY, "--init-from", str(bad)]) == 2
     assert "non-finite weights" in _one_error(capsys)
+
+
+def test_bits_and_weight_bits_together_are_refused(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny), "--out", str(run), "--epochs", "1", *TINY, "--weight-bits", "6"]) == 2
+    assert "--bits" in _one_error(capsys) and not run.exists()
+
+
+def test_init_from_a_checkpoint_keeps_its_spec_unless_options_change_it(tiny, tmp_path, capsys):
+    """A 4-bit checkpoint used to start a run without model options used to become an 8-bit model silently."""
+    first = tmp_path / "first"
+    assert main(["train", "--data", str(tiny), "--out", str(first), "--epochs", "1", *TINY, "--input-bits", "6"]) == 0
+    plain = ["--batch-size", "64", "--val-fraction", "0.2", "--device", "cpu", "--quiet", "--epochs", "1"]
+    best = first / "checkpoints" / "best.pt"
+    second = tmp_path / "second"
+    assert main(["train", "--data", str(tiny), "--out", str(second), *plain, "--init-from", str(best)]) == 0
+    spec = yaml.safe_load((second / "config.yaml").read_text())["model"]
+    assert spec == yaml.safe_load((first / "config.yaml").read_text())["model"]
+    assert (spec["weight_bits"], spec["act_bits"], spec["input_bits"], spec["conv_filters"]) == (4, 4, 6, 4)
+    third = tmp_path / "third"
+    assert main(["train", "--data", str(tiny), "--out", str(third), *plain, "--init-from", str(best), "--bits", "3"]) == 0
+    spec = yaml.safe_load((third / "config.yaml").read_text())["model"]
+    assert (spec["weight_bits"], spec["act_bits"], spec["input_bits"]) == (3, 3, 6)  # a deliberate change
+    capsys.readouterr()
