@@ -32,11 +32,15 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
+import h5py
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from amcprune.data import radioml
+from amcprune.data.classes import CLASSES
 from amcprune.errors import AmcpruneError
+from amcprune.models import ModelSpec, dequantize_input, input_quant_info, quantize_input_int8
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -54,43 +58,12 @@ class Split:
         return int(self.y.shape[0])
 
 
-@dataclass
-class InputQuant:
-    """How stored int8 frames map back to the values the model sees."""
-
-    spec: Any  # ModelSpec; the models stage owns the exact mapping
-    bits: int
-    min_val: float
-    max_val: float
-
-
-def quantize_input(x: torch.Tensor, spec: Any) -> torch.Tensor:
-    """Float frames (n, 2, L) -> the int8 integers the input quantizer produces."""
-    from amcprune.models import quantize_input_int8  # lazily: the models stage loads Brevitas
-
-    return quantize_input_int8(x, spec)
-
-
-def dequantize_input(q: torch.Tensor, spec: Any) -> torch.Tensor:
-    """int8 integers -> the float values the model's first layer sees."""
-    from amcprune.models import dequantize_input as dequantize
-
-    return dequantize(q, spec)
-
-
-def input_quant_for(spec: Any | None) -> InputQuant | None:
-    """The int8 storage scheme for ``spec``, or ``None`` when frames must stay float32."""
-    if spec is None:
+def int8_spec(spec: ModelSpec | None) -> ModelSpec | None:
+    """``spec`` when its input quantizer lets frames be stored as int8 codes
+    (``amcprune.models.input_quant_info``), else ``None`` (frames stay float32)."""
+    if spec is None or input_quant_info(spec) is None:
         return None
-    from amcprune.models import input_quant_info
-
-    info = input_quant_info(spec)
-    if info is None:
-        return None
-    bits, lo, hi = info
-    if bits > 8:
-        return None
-    return InputQuant(spec=spec, bits=int(bits), min_val=float(lo), max_val=float(hi))
+    return spec
 
 
 def to_model_layout(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -143,7 +116,7 @@ class InMemoryData:
         *,
         device: torch.device,
         storage_device: torch.device | None = None,
-        quant: InputQuant | None = None,
+        input_spec: ModelSpec | None = None,
         class_names: Sequence[str] | None = None,
         fingerprint: str | None = None,
         source: str | None = None,
@@ -151,14 +124,12 @@ class InMemoryData:
         self.splits: dict[str, Split] = dict(splits)
         self.device = torch.device(device)
         self.storage_device = torch.device(storage_device) if storage_device is not None else self.device
-        self.quant = quant
+        self.input_spec = input_spec  # frames are this spec's int8 input codes (None: float32 frames)
         n_classes = 0
         for s in self.splits.values():
             if len(s):
                 n_classes = max(n_classes, int(s.y.max()) + 1)
         if class_names is None:
-            from amcprune.data.classes import CLASSES
-
             class_names = list(CLASSES[: max(n_classes, 1)]) if n_classes <= len(CLASSES) else [str(i) for i in range(n_classes)]
         self.class_names = list(class_names)
         self.fingerprint = fingerprint
@@ -177,19 +148,19 @@ class InMemoryData:
     ) -> "InMemoryData":
         """``arrays[split] = (X, y, snr)`` with X in (n, 1024, 2) or (n, 2, 1024) layout."""
         device = torch.device(device)
-        quant = input_quant_for(spec) if store_int8 is not False else None
-        if store_int8 and quant is None:
+        input_spec = int8_spec(spec) if store_int8 is not False else None
+        if store_int8 and input_spec is None:
             raise AmcpruneError("int8 storage needs a model whose input quantizer has a fixed range and <= 8 bits")
         splits = {}
         for name, (x, y, snr) in arrays.items():
             xt = to_model_layout(x)
-            xs = quantize_input(xt, spec) if quant is not None else xt
+            xs = quantize_input_int8(xt, input_spec) if input_spec is not None else xt
             splits[name] = Split(
                 x=xs.to(device),
                 y=torch.as_tensor(np.asarray(y), dtype=torch.int64).to(device),
                 snr=torch.as_tensor(np.asarray(snr).reshape(-1), dtype=torch.int64).to(device),
             )
-        return cls(splits, device=device, quant=quant, class_names=class_names)
+        return cls(splits, device=device, input_spec=input_spec, class_names=class_names)
 
     @classmethod
     def from_file(
@@ -206,11 +177,9 @@ class InMemoryData:
         names: Sequence[str] = SPLIT_NAMES,
     ) -> "InMemoryData":
         """Read the given splits (a ``DataSplits`` or a mapping name -> index array) chunk by chunk."""
-        from amcprune.data import radioml
-
         device = torch.device(device)
-        quant = input_quant_for(spec) if store_int8 is not False else None
-        if store_int8 and quant is None:
+        input_spec = int8_spec(spec) if store_int8 is not False else None
+        if store_int8 and input_spec is None:
             raise AmcpruneError("int8 storage needs a model whose input quantizer has a fixed range and <= 8 bits")
         if isinstance(splits, Mapping):
             index_sets = {k: np.asarray(v, dtype=np.int64) for k, v in splits.items()}
@@ -222,15 +191,15 @@ class InMemoryData:
             except Exception:
                 class_names = None
         length = cls._frame_length(path)
-        itemsize = 1 if quant is not None else 4
+        itemsize = 1 if input_spec is not None else 4
         need = sum(len(v) for v in index_sets.values()) * 2 * length * itemsize
-        storage = cls._choose_storage(device, need, "int8" if quant else "float32")
+        storage = cls._choose_storage(device, need, "int8" if input_spec is not None else "float32")
         pin = storage.type == "cpu" and device.type == "cuda"
 
         out: dict[str, Split] = {}
         for name, idx in index_sets.items():
             n = len(idx)
-            x = torch.empty((n, 2, length), dtype=torch.int8 if quant else torch.float32, device=storage)
+            x = torch.empty((n, 2, length), dtype=torch.int8 if input_spec is not None else torch.float32, device=storage)
             if pin:
                 x = x.pin_memory()
             y = torch.empty(n, dtype=torch.int64)
@@ -240,8 +209,8 @@ class InMemoryData:
                 chunk = idx[start : start + chunk_frames]
                 xc, yc, sc = radioml.read_frames(path, chunk, quiet=True)
                 xt = to_model_layout(xc)
-                if quant is not None:
-                    xt = quantize_input(xt, spec)
+                if input_spec is not None:
+                    xt = quantize_input_int8(xt, input_spec)
                 x[start : start + len(chunk)].copy_(xt)
                 y[start : start + len(chunk)] = torch.as_tensor(np.asarray(yc), dtype=torch.int64)
                 snr[start : start + len(chunk)] = torch.as_tensor(np.asarray(sc).reshape(-1), dtype=torch.int64)
@@ -252,14 +221,12 @@ class InMemoryData:
             fingerprint = radioml.data_fingerprint(path)
         except Exception:
             fingerprint = None
-        return cls(out, device=device, storage_device=storage, quant=quant, class_names=class_names,
+        return cls(out, device=device, storage_device=storage, input_spec=input_spec, class_names=class_names,
                    fingerprint=fingerprint, source=str(path))
 
     @staticmethod
     def _frame_length(path: str | os.PathLike) -> int:
         try:
-            import h5py
-
             with h5py.File(path, "r") as fh:
                 return int(fh["X"].shape[1])
         except Exception:
@@ -294,7 +261,7 @@ class InMemoryData:
 
     @property
     def int8(self) -> bool:
-        return self.quant is not None
+        return self.input_spec is not None
 
     def nbytes(self) -> int:
         return sum(s.x.numel() * s.x.element_size() for s in self.splits.values())
@@ -304,11 +271,25 @@ class InMemoryData:
             raise AmcpruneError(f"no {name!r} split loaded (have: {', '.join(self.splits) or 'none'})")
         return self.splits[name]
 
+    def check_model_spec(self, spec: ModelSpec | None, what: str = "the model") -> None:
+        """Raise ``AmcpruneError`` unless these frames can feed a model built from ``spec``: the same frame
+        length as ``spec.input_length`` and, for frames stored as int8 input codes, the same input quantizer
+        (a model whose input width differs would silently see the other quantizer's values)."""
+        if spec is None:
+            return
+        lengths = {int(s.x.shape[-1]) for s in self.splits.values() if len(s)}
+        if lengths and lengths != {spec.input_length}:
+            raise AmcpruneError(f"the frames have {min(lengths)} samples but {what} takes {spec.input_length} (input_length)")
+        if self.input_spec is not None and input_quant_info(spec) != input_quant_info(self.input_spec):
+            have = "float" if not spec.quantized else f"{spec.input_bits}-bit"
+            raise AmcpruneError(f"the frames are stored as the codes of a {self.input_spec.input_bits}-bit input "
+                                f"quantizer but {what} has a {have} input: load the data for its spec")
+
     def dequantize(self, x: torch.Tensor) -> torch.Tensor:
         """Stored frames -> the float tensor the model takes."""
-        if self.quant is None:
+        if self.input_spec is None:
             return x if x.dtype == torch.float32 else x.float()
-        return dequantize_input(x, self.quant.spec)
+        return dequantize_input(x, self.input_spec)
 
     def batches(
         self,

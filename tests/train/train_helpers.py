@@ -7,6 +7,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from amcprune.models import ModelSpec
+from amcprune.train.config import TrainConfig
+
 
 def make_tiny_h5(path: Path, n_classes: int = 4, snrs=(0, 10), fpp: int = 20, seed: int = 0, length: int = 1024) -> Path:
     """An easy problem in the RadioML layout: class c is a tone of frequency (c + 1) / 64 plus noise."""
@@ -37,16 +40,12 @@ def make_tiny_h5(path: Path, n_classes: int = 4, snrs=(0, 10), fpp: int = 20, se
 
 
 def tiny_spec(**overrides):
-    from amcprune.models import ModelSpec
-
     base = dict(arch="vgg10", num_classes=4, conv_filters=4, dense_width=8, weight_bits=4, act_bits=4)
     base.update(overrides)
     return ModelSpec(**base)
 
 
 def tiny_config(**overrides):
-    from amcprune.train.config import TrainConfig
-
     base = dict(epochs=3, batch_size=64, lr=0.01, val_fraction=0.2, device="cpu", quiet=True, eval_batch_size=64)
     base.update(overrides)
     return TrainConfig(**base)
