@@ -15,11 +15,13 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from amcprune.data.synth import synth_config
 from amcprune.errors import AmcpruneError
+from amcprune.models import DEFAULT_ARCH, DEFAULT_BITS, DEFAULT_INPUT_BITS, ModelSpec, spec_from_options
+from amcprune.prune.config import PruneConfig
+from amcprune.train.config import TrainConfig
 from amcprune.utils.config import YamlConfig
 
-DEFAULT_ARCH = "vgg10"
-DEFAULT_BITS = 4
 DEFAULT_METHOD = "fmp"
 DEFAULT_MAX_DROP = 0.02  # accuracy criterion when the prune section gives none: 2 points below the dense model
 
@@ -49,8 +51,6 @@ class DataConfig(BaseModel):
         return self
 
     def synth_config(self):
-        from amcprune.data.synth import synth_config
-
         if self.synth is None:
             return None
         try:
@@ -68,7 +68,8 @@ class TrialConfig(YamlConfig):
     name: str | None = None
     data: DataConfig
     arch: str | None = Field(None, description=f"architecture (default {DEFAULT_ARCH})")
-    bits: int | None = Field(None, description=f"weight and activation bits (default {DEFAULT_BITS}); the input keeps input_bits")
+    bits: int | None = Field(None, description=f"weight and activation bits (default {DEFAULT_BITS}, as every command); "
+                             f"the input keeps model.input_bits (default {DEFAULT_INPUT_BITS})")
     method: str | list[str] | None = Field(None, description=f"prune method(s) (default {DEFAULT_METHOD})")
     criterion: str | list[str] | None = Field(None, description="prune criterion/criteria (default global)")
     seed: int | None = Field(None, description="train seed (default 0)")
@@ -92,24 +93,17 @@ class TrialConfig(YamlConfig):
 
     # --- resolved stage configs ---------------------------------------------------------------------
     def model_dict(self, num_classes: int | None = None) -> dict[str, Any]:
-        spec: dict[str, Any] = {"arch": DEFAULT_ARCH, "weight_bits": DEFAULT_BITS, "act_bits": DEFAULT_BITS}
-        spec.update(self.model)
-        if self.arch is not None:
-            spec["arch"] = self.arch
-        if self.bits is not None:
-            spec["weight_bits"] = spec["act_bits"] = self.bits
-        if num_classes is not None and "num_classes" not in self.model:
-            spec["num_classes"] = num_classes
-        return spec
+        return self.model_spec(num_classes).model_dump(mode="json")
 
-    def model_spec(self, num_classes: int | None = None):
-        from amcprune.models import validate_spec
-
-        return validate_spec(self.model_dict(num_classes), "model spec")
+    def model_spec(self, num_classes: int | None = None) -> ModelSpec:
+        """The ``ModelSpec`` through the same bridge as the commands (``amcprune.models.spec_from_options``):
+        the ``model`` section is the base (``ModelSpec`` defaults, as in ``amcprune train``, for what it leaves
+        out), the shortcuts ``arch`` and ``bits`` override it; ``num_classes`` (the data file's) applies unless
+        the section sets one."""
+        classes = num_classes if "num_classes" not in self.model else None
+        return spec_from_options(self.model, source="model spec", arch=self.arch, bits=self.bits, num_classes=classes)
 
     def train_config(self):
-        from amcprune.train.config import TrainConfig
-
         values = dict(self.train)
         for key in ("seed", "device", "threads"):
             if getattr(self, key) is not None:
@@ -117,8 +111,6 @@ class TrialConfig(YamlConfig):
         return TrainConfig.from_dict(values)
 
     def prune_config(self):
-        from amcprune.prune.config import PruneConfig
-
         values = dict(self.prune)
         if self.method is not None:
             values["methods"] = self.method
@@ -143,10 +135,6 @@ class TrialConfig(YamlConfig):
 
 # Sections whose keys are checked against the stage's own config class by :func:`check_path`.
 def _section_fields() -> dict[str, set[str]]:
-    from amcprune.models import ModelSpec
-    from amcprune.prune.config import PruneConfig
-    from amcprune.train.config import TrainConfig
-
     return {
         "model": set(ModelSpec.model_fields),
         "train": set(TrainConfig.model_fields),
