@@ -15,6 +15,10 @@ Trial directory::
         verify.json              the QONNX export checked against PyTorch on test frames
     TRIAL/report.html, report.md the report of the prune run (amcprune.report.write_report)
 
+File names come from :mod:`amcprune.outputs`; ``trial.json`` is a ``TrialState`` (validated before every
+write) and the result row is read through that package's records. The trial directory is locked and keeps a
+``.amcprune-manifest`` like a run directory, so ``force`` deletes only files amcprune wrote.
+
 Stages run in the order of :data:`STAGES`. A stage that finished is skipped on a rerun; the stage that was
 running when the trial was killed is resumed with its own ``resume`` (train, prune) or simply redone (the
 others are short and write their files atomically).
@@ -25,39 +29,50 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+import h5py
+
 from amcprune.errors import AmcpruneError
-from amcprune.pipeline.config import TrialConfig
-from amcprune.utils.atomic import write_json_atomic, write_text_atomic
-
-TRIAL_FILE = "trial.json"
-ERROR_FILE = "error.txt"
-LOG_FILE = "trial.log"
-TRAIN_DIR = "train"
-PRUNE_DIR = "prune"
-VERIFY_FILE = "verify.json"
-STAGES = ("data", "train", "prune", "eval_dense", "cost_dense", "export", "cost_final", "eval_final", "report")
-TRIAL_FILES = (TRIAL_FILE, ERROR_FILE, LOG_FILE, TRAIN_DIR, PRUNE_DIR, "report.html", "report.md", "data")
-
-# File names the report collector reads (amcprune.report.collect); kept in one place.
-from amcprune.report.collect import (  # noqa: E402
+from amcprune.outputs import (
+    CONFIG_FILE,
     COST_DENSE_FILE,
     COST_FINAL_FILE,
-    EVAL_DENSE_DIRS,
+    EVAL_DENSE_DIR,
     EVAL_FILE,
-    EVAL_FINAL_DIRS,
+    EVAL_FINAL_DIR,
     FINAL_CHECKPOINT,
     FINAL_ONNX,
+    REPORT_HTML,
     SUMMARY_FILE,
+    TRIAL_DATA_DIR,
+    TRIAL_ERROR_FILE,
+    TRIAL_FILE,
+    TRIAL_FILES,
+    TRIAL_LOG_FILE,
+    TRIAL_PRUNE_DIR,
+    TRIAL_TRAIN_DIR,
+    VERIFY_FILE,
+    CostFile,
+    EvalFile,
+    PruneSummary,
+    TrialState,
+    check,
+    load_json,
 )
+from amcprune.pipeline.config import TrialConfig
+from amcprune.utils.atomic import write_json_atomic, write_text_atomic
+from amcprune.utils.rundir import MANIFEST_NAME, _clear_recorded, lock_run_dir
 
-EVAL_DENSE_DIR = EVAL_DENSE_DIRS[0]
-EVAL_FINAL_DIR = EVAL_FINAL_DIRS[0]
+# The trial's names under the names the sweep imports them by.
+ERROR_FILE = TRIAL_ERROR_FILE
+LOG_FILE = TRIAL_LOG_FILE
+TRAIN_DIR = TRIAL_TRAIN_DIR
+PRUNE_DIR = TRIAL_PRUNE_DIR
+STAGES = ("data", "train", "prune", "eval_dense", "cost_dense", "export", "cost_final", "eval_final", "report")
 
 
 def read_trial(trial_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -105,6 +120,7 @@ class _Trial:
             print(text, flush=True)
 
     def save(self) -> None:
+        check(TrialState, self.state, self.out / TRIAL_FILE)  # what readers of trial.json rely on
         write_json_atomic(self.out / TRIAL_FILE, self.state)
 
     def stage_status(self, stage: str) -> str | None:
@@ -119,7 +135,7 @@ class _Trial:
         d = self.config.data
         if d.path is not None:
             return Path(d.path).expanduser().resolve()
-        return (self.out / "data" / f"synth-{d.synth}.h5").resolve()
+        return (self.out / TRIAL_DATA_DIR / f"synth-{d.synth}.h5").resolve()
 
     def data(self):
         """The train / val / test splits in memory, loaded once for the prune and evaluation stages."""
@@ -152,21 +168,18 @@ class _Trial:
     def stage_train(self, resume: bool) -> None:
         from amcprune.train.run import train_run
 
-        resume = resume and (self.train_dir / "config.yaml").is_file()
-        if not resume and self.train_dir.exists():
-            shutil.rmtree(self.train_dir)  # a start that died before its config.yaml was written
+        resume = resume and (self.train_dir / CONFIG_FILE).is_file()
+        # A fresh start over an earlier attempt: force deletes only the files that attempt's manifest lists.
         train_run(self.config.train_config(), self.dense_spec(), self.data_path, self.train_dir,
-                  resume=resume, quiet=self.quiet)
+                  resume=resume, quiet=self.quiet, force=not resume)
 
     def stage_prune(self, resume: bool) -> None:
         from amcprune.prune.engine import prune_run
 
-        resume = resume and (self.prune_dir / "config.yaml").is_file()
-        if not resume and self.prune_dir.exists():
-            shutil.rmtree(self.prune_dir)
+        resume = resume and (self.prune_dir / CONFIG_FILE).is_file()
         prune_run(
             None if resume else self.config.prune_config(), None if resume else self.train_dir, self.data_path,
-            self.prune_dir, data=self.data(), resume=resume, quiet=self.quiet,
+            self.prune_dir, data=self.data(), resume=resume, quiet=self.quiet, force=not resume,
         )
 
     def _evaluate(self, source: Path, out_dir: Path) -> dict[str, Any]:
@@ -285,9 +298,10 @@ def run_trial(
 ) -> dict[str, Any]:
     """Run (or continue) the trial ``config`` in ``out_dir``; return its result row (see :func:`collect_result`).
 
-    A directory holding a trial with another config is refused unless ``force`` (which deletes that trial's
-    files first). On failure the status, the error and ``error.txt`` (traceback) are recorded before the
-    exception propagates.
+    A directory holding a trial with another config is refused unless ``force``, which first deletes the files
+    amcprune wrote there (the manifests of the trial and of its train and prune runs), nothing else. The trial
+    directory is locked for the life of the process, like a run directory. On failure the status, the error
+    and ``error.txt`` (traceback) are recorded before the exception propagates.
     """
     if not isinstance(config, TrialConfig):
         config = TrialConfig.from_dict(config)
@@ -302,20 +316,15 @@ def run_trial(
                 f"{out}: holds a trial with a different config; use another output directory (or --force to start over)"
             )
         stored = None
-    if force:
-        for name in TRIAL_FILES:
-            p = out / name
-            if name == "data" and config.data.path is not None:
-                continue
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-    elif stored is None and out.is_dir() and any(p for p in out.iterdir() if not p.name.startswith(".")):
-        known = {p.name for p in out.iterdir()} <= set(TRIAL_FILES)
-        if not known:
+    if not force and stored is None and out.is_dir():
+        entries = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+        if entries and not entries <= set(TRIAL_FILES):
             raise AmcpruneError(f"{out}: exists and is not a trial directory; use another output directory")
     out.mkdir(parents=True, exist_ok=True)
+    lock_run_dir(out)  # every file the trial writes from here on is recorded in its manifest
+    if force:
+        clear_trial(out)
+        stored = None  # start over even with the same config: the files of the finished stages are gone
 
     trial = _Trial(config, out, quiet, params, say)
     if stored is not None:
@@ -345,6 +354,17 @@ def run_trial(
         raise
 
 
+def clear_trial(trial_dir: str | os.PathLike) -> None:
+    """Delete the files amcprune wrote in a trial directory: those its train and prune runs' manifests list,
+    then those of the trial's own manifest. A file a user put there, even under a name a trial uses, stays."""
+    trial_dir = Path(trial_dir)
+    for sub in (trial_dir / TRIAL_TRAIN_DIR, trial_dir / TRIAL_PRUNE_DIR, trial_dir):
+        if (sub / MANIFEST_NAME).is_file():
+            lock_run_dir(sub)  # refused while another process runs there
+            # rundir's own --force clearing: the manifest's files only, then the directories left empty.
+            _clear_recorded(sub, "trial")
+
+
 def error_line(exc: BaseException) -> str:
     """One line describing ``exc`` (an ``AmcpruneError`` reads as its message)."""
     if isinstance(exc, KeyboardInterrupt):
@@ -363,9 +383,7 @@ def synthetic_matches(path: Path, config) -> bool:
     if not path.is_file():
         return False
     try:
-        import h5py
-
-        from amcprune.data.synth import GENERATOR_VERSION
+        from amcprune.data.synth import GENERATOR_VERSION  # the generator is imported only when data is made
 
         with h5py.File(path, "r") as f:
             stored = f.attrs.get("amcprune_synth_config")
@@ -375,22 +393,51 @@ def synthetic_matches(path: Path, config) -> bool:
         if isinstance(version, bytes):
             version = version.decode()
         return stored is not None and json.loads(stored) == json.loads(config.to_json()) and version == GENERATOR_VERSION
-    except Exception:  # an unreadable or foreign file is regenerated
+    except Exception:  # an unreadable or foreign file does not match; ensure_synthetic decides what to do with it
+        return False
+
+
+def written_by_amcprune(path: Path) -> bool:
+    """Whether ``path`` is a file amcprune wrote: a synthetic file (its generator's attribute), or one listed in
+    the manifest of a run or trial directory above it (a file amcprune wrote there, even a damaged one)."""
+    path = Path(path).resolve()
+    for parent in path.parents:
+        manifest = parent / MANIFEST_NAME
+        if manifest.is_file():
+            try:
+                listed = {line.strip() for line in manifest.read_text(errors="replace").splitlines()}
+            except OSError:
+                listed = set()
+            if path.relative_to(parent).as_posix() in listed:
+                return True
+    try:
+        with h5py.File(path, "r") as f:
+            return "amcprune_synth_config" in f.attrs
+    except (OSError, ValueError):  # not HDF5 at all
         return False
 
 
 def ensure_synthetic(config, path: str | os.PathLike, workers: int = 1, quiet: bool = False,
                      say: Callable[[str], None] | None = None) -> Path:
-    """Generate the synthetic file at ``path`` unless it already holds exactly ``config``."""
+    """Generate the synthetic file at ``path`` unless it already holds exactly ``config``.
+
+    An existing file is replaced only when amcprune wrote it (an older or other synthetic config); anything
+    else at ``path`` (a user's recording) is refused with an error, never overwritten.
+    """
     from amcprune.data.synth import write_synthetic
 
     path = Path(path)
     if synthetic_matches(path, config):
         return path
+    if path.exists() and not (path.is_file() and written_by_amcprune(path)):
+        raise AmcpruneError(
+            f"{path}: exists and is not a synthetic data file amcprune wrote; refusing to replace it "
+            "(move it away, or give it as data.path to train on it)"
+        )
     if say is not None:
         say(f"generating {config.n_frames} synthetic frames into {path}")
     t0 = time.perf_counter()
-    write_synthetic(config, path, workers=workers, quiet=quiet)
+    write_synthetic(config, path, workers=workers, quiet=quiet, overwrite=True)
     if say is not None:
         say(f"  done in {time.perf_counter() - t0:.1f} s")
     return path
@@ -399,19 +446,10 @@ def ensure_synthetic(config, path: str | os.PathLike, workers: int = 1, quiet: b
 # ------------------------------------------------------------------------------------------------------
 # the result row
 # ------------------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
+    if x is None or isinstance(x, bool):
         return None
+    v = float(x)
     return v if math.isfinite(v) else None
 
 
@@ -424,48 +462,45 @@ def collect_result(trial_dir: str | os.PathLike, state: dict[str, Any] | None = 
     """
     trial_dir = Path(trial_dir)
     state = state if state is not None else (read_trial(trial_dir) or {})
-    prune = trial_dir / PRUNE_DIR
-    summary = _read_json(prune / SUMMARY_FILE)
-    cost_dense = _read_json(prune / COST_DENSE_FILE)
-    cost_final = _read_json(prune / COST_FINAL_FILE)
-    eval_dense = _read_json(prune / EVAL_DENSE_DIR / EVAL_FILE)
-    eval_final = _read_json(prune / EVAL_FINAL_DIR / EVAL_FILE)
-    final = summary.get("final") or {}
-    stats = final.get("stats") or {}
-    dense_weights = _finite(summary.get("dense_weights")) or _finite(cost_dense.get("weights"))
-    nonzero = _finite(cost_final.get("nonzero_weights"))
-    if nonzero is None:
-        nonzero = _finite(stats.get("nonzero_weights"))
-    compression = _finite(stats.get("compression"))
+    prune = trial_dir / TRIAL_PRUNE_DIR
+    # A missing or mismatching file leaves its numbers None; the report names the problem.
+    summary = load_json(prune / SUMMARY_FILE, PruneSummary)[0]
+    cost_dense = load_json(prune / COST_DENSE_FILE, CostFile)[0]
+    cost_final = load_json(prune / COST_FINAL_FILE, CostFile)[0]
+    eval_dense = load_json(prune / EVAL_DENSE_DIR / EVAL_FILE, EvalFile)[0]
+    eval_final = load_json(prune / EVAL_FINAL_DIR / EVAL_FILE, EvalFile)[0]
+    final = summary.final if summary is not None else None
+    stats = final.stats if final is not None else None
+    dense_weights = summary.dense_weights if summary is not None else (cost_dense.weights if cost_dense else None)
+    nonzero = cost_final.nonzero_weights if cost_final is not None else (stats.nonzero_weights if stats else None)
+    compression = _finite(stats.compression) if stats is not None else None
     if compression is None and dense_weights and nonzero:
         compression = dense_weights / nonzero
-    sparsity = 1.0 - nonzero / dense_weights if dense_weights and nonzero is not None else _finite(stats.get("sparsity"))
-    test_acc = _finite(eval_final.get("accuracy"))
-    if test_acc is None:
-        test_acc = _finite(final.get("test_acc"))
-    dense_test = _finite(eval_dense.get("accuracy"))
-    if dense_test is None:
-        dense_test = _finite(summary.get("dense_test_acc"))
+    sparsity = (1.0 - nonzero / dense_weights if dense_weights and nonzero is not None
+                else (_finite(stats.sparsity) if stats is not None else None))
+    test_acc = eval_final.accuracy if eval_final is not None else (final.test_acc if final is not None else None)
+    dense_test = (eval_dense.accuracy if eval_dense is not None
+                  else (summary.dense_test_acc if summary is not None else None))
     label = state.get("label") or {}
-    report = trial_dir / "report.html"
+    report = trial_dir / REPORT_HTML
     return {
         **label,
-        "judge_on": summary.get("judge_on"),
-        "threshold": _finite(summary.get("threshold")),
-        "met": summary.get("met"),
-        "dense_accuracy": _finite(summary.get("dense_acc")),
-        "dense_test_accuracy": dense_test,
-        "dense_score": _finite(cost_dense.get("score")),
-        "accuracy": _finite(final.get("criterion_acc")),
-        "test_accuracy": test_acc,
-        "weights": dense_weights,
-        "nonzero_weights": nonzero,
-        "sparsity": sparsity,
-        "compression": compression,
-        "compression_formula": _finite(stats.get("compression_formula")),
-        "bops": _finite(cost_final.get("bops")),
-        "weight_bits": _finite(cost_final.get("weight_bits")),
-        "score": _finite(cost_final.get("score")),
-        "epochs_prune": summary.get("epochs_total"),
+        "judge_on": summary.judge_on if summary is not None else None,
+        "threshold": _finite(summary.threshold) if summary is not None else None,
+        "met": summary.met if summary is not None else None,
+        "dense_accuracy": _finite(summary.dense_acc) if summary is not None else None,
+        "dense_test_accuracy": _finite(dense_test),
+        "dense_score": _finite(cost_dense.score) if cost_dense is not None else None,
+        "accuracy": _finite(final.criterion_acc) if final is not None else None,
+        "test_accuracy": _finite(test_acc),
+        "weights": _finite(dense_weights),
+        "nonzero_weights": _finite(nonzero),
+        "sparsity": _finite(sparsity),
+        "compression": _finite(compression),
+        "compression_formula": _finite(stats.compression_formula) if stats is not None else None,
+        "bops": _finite(cost_final.bops) if cost_final is not None else None,
+        "weight_bits": _finite(cost_final.weight_bits) if cost_final is not None else None,
+        "score": _finite(cost_final.score) if cost_final is not None else None,
+        "epochs_prune": summary.epochs_total if summary is not None else None,
         "report": str(report) if report.is_file() else None,
     }

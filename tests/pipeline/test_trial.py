@@ -150,3 +150,49 @@ def test_trial_config_validation():
         check_path("train.nope")
     with pytest.raises(AmcpruneError, match="unknown trial field"):
         check_path("nope")
+
+
+def test_force_deletes_only_files_amcprune_wrote(tiny_file, tmp_path, monkeypatch):
+    """--force once rmtree'd whole stage directories; now only what the manifests list goes."""
+    out = tmp_path / "t"
+    run_trial(tiny_trial(tiny_file), out, quiet=True)
+    mine = [out / "train" / "my-notes.txt", out / "prune" / "eval_final" / "my-plot.png", out / "data" / "mine.h5"]
+    for path in mine:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("the user's")
+    monkeypatch.setattr("amcprune.train.run.train_run", _fail_train)
+    with pytest.raises(AmcpruneError, match="train stopped for the test"):
+        run_trial(tiny_trial(tiny_file, seed=1), out, quiet=True, force=True)
+    assert all(path.read_text() == "the user's" for path in mine)
+    for gone in ("report.html", "prune/final.pt", "prune/summary.json", "prune/eval_final/eval.json",
+                 "train/checkpoints/best.pt", "prune/cost_final.json"):
+        assert not (out / gone).exists(), gone
+    state = read_trial(out)
+    assert state["status"] == "failed" and state["config"]["seed"] == 1
+    assert state["stages"]["data"]["status"] == "done" and state["stages"]["train"]["status"] == "failed"
+
+
+def _fail_train(*args, **kwargs):
+    raise AmcpruneError("train stopped for the test")
+
+
+def test_ensure_synthetic_replaces_only_files_amcprune_wrote(tiny_file, tmp_path):
+    import shutil
+
+    from amcprune.data.synth import synth_config
+    from amcprune.pipeline import ensure_synthetic
+    from amcprune.pipeline.trial import synthetic_matches
+
+    theirs = tmp_path / "recording.h5"
+    theirs.write_bytes(b"someone's recording")
+    with pytest.raises(AmcpruneError, match="not a synthetic data file amcprune wrote; refusing to replace it") as info:
+        ensure_synthetic(synth_config("tiny"), theirs, quiet=True)
+    assert "\n" not in str(info.value) and theirs.read_bytes() == b"someone's recording"
+
+    # A synthetic file of another config is amcprune's own: regenerated.
+    ours = tmp_path / "synth.h5"
+    shutil.copy(tiny_file, ours)
+    other = synth_config("tiny", seed=7)
+    assert not synthetic_matches(ours, other)
+    ensure_synthetic(other, ours, quiet=True)
+    assert synthetic_matches(ours, other)
