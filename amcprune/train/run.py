@@ -29,6 +29,14 @@ import yaml
 from tqdm.auto import tqdm
 
 from amcprune.errors import AmcpruneError
+from amcprune.outputs import (
+    BEST_CHECKPOINT,
+    CONFIG_FILE,
+    LAST_CHECKPOINT,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    TRAIN_RUN_FILES,
+)
 from amcprune.train.config import TrainConfig, resolve_device
 from amcprune.train.data import InMemoryData
 from amcprune.train.trainer import Trainer
@@ -42,7 +50,7 @@ from amcprune.utils.checkpoint import (
     save_checkpoint,
 )
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoints", "summary.json")
+RUN_FILES = TRAIN_RUN_FILES
 # Train options that may differ when resuming (they do not change what is computed, or extend it).
 RESUME_MAY_CHANGE = {"epochs", "patience", "quiet", "device", "threads", "eval_batch_size", "eval_test_each_epoch"}
 
@@ -107,10 +115,9 @@ def train_run(
         # zero epochs would leave a run directory without a checkpoint that nothing downstream can read
         raise AmcpruneError(f"epochs must be at least 1, got {config.epochs}")
     prepare_run_dir(run_dir, RUN_FILES, resume=resume, force=force, kind="train run")
-    ckpt_dir = run_dir / "checkpoints"
 
     if resume:
-        stored = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        stored = yaml.safe_load((run_dir / CONFIG_FILE).read_text()) or {}
         stored_spec = _validate_spec(stored.get("model"), f"{run_dir}/config.yaml")
         stored_cfg = TrainConfig.from_dict(stored.get("train"))
         if spec is not None and _spec_dict(_validate_spec(_spec_dict(spec), "model spec")) != _spec_dict(stored_spec):
@@ -148,7 +155,7 @@ def train_run(
             "data": {"path": str(data_path.resolve()), "fingerprint": fingerprint},
             "init_from": str(Path(init_from).resolve()) if init_from is not None else None,
         }
-        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(header, sort_keys=False))
+        write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(header, sort_keys=False))
 
     quiet = quiet or config.quiet
     device = resolve_device(config.device)
@@ -167,16 +174,16 @@ def train_run(
     torch.manual_seed(config.seed)
     model = build_model(spec)
     last_ckpt = None
-    if resume and (ckpt_dir / "last.pt").is_file():
-        last_ckpt = load_checkpoint(ckpt_dir / "last.pt")
+    if resume and (run_dir / LAST_CHECKPOINT).is_file():
+        last_ckpt = load_checkpoint(run_dir / LAST_CHECKPOINT)
         if last_ckpt.get("data_fingerprint") not in (None, fingerprint):
-            raise AmcpruneError(f"{ckpt_dir / 'last.pt'}: trained on other data (fingerprint differs)")
+            raise AmcpruneError(f"{run_dir / LAST_CHECKPOINT}: trained on other data (fingerprint differs)")
         if last_ckpt.get("spec") != spec.model_dump(mode="json"):
-            raise AmcpruneError(f"{ckpt_dir / 'last.pt'}: model spec differs from the run's config.yaml")
+            raise AmcpruneError(f"{run_dir / LAST_CHECKPOINT}: model spec differs from the run's config.yaml")
         try:
             load_model_state(model, last_ckpt["model"], last_ckpt.get("masks"))
         except AmcpruneError as exc:
-            raise AmcpruneError(f"{ckpt_dir / 'last.pt'}: {exc}") from None
+            raise AmcpruneError(f"{run_dir / LAST_CHECKPOINT}: {exc}") from None
     elif init_from is not None:
         model = _load_init(model, spec, init_from)
 
@@ -192,7 +199,7 @@ def train_run(
         if finished and trainer.epoch < config.epochs and not best.get("early_stopped"):
             finished = False  # the run is extended with more epochs
     # metrics.jsonl mirrors the records of last.pt exactly (drops a row of an epoch whose checkpoint was lost).
-    write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in metrics))
+    write_text_atomic(run_dir / METRICS_FILE, "".join(json.dumps(r, sort_keys=True) + "\n" for r in metrics))
 
     def emit(text: str) -> None:
         if quiet:
@@ -258,15 +265,15 @@ def train_run(
             finished = True
         state = payload()
         if improved:
-            save_checkpoint(ckpt_dir / "best.pt", state)
-        save_checkpoint(ckpt_dir / "last.pt", state)
-        append_jsonl(run_dir / "metrics.jsonl", rec)
+            save_checkpoint(run_dir / BEST_CHECKPOINT, state)
+        save_checkpoint(run_dir / LAST_CHECKPOINT, state)
+        append_jsonl(run_dir / METRICS_FILE, rec)
         emit(_line(rec, config.epochs))
         if best.get("early_stopped"):
             emit(f"early stop: no better {best['metric']} for {best['bad_epochs']} epochs (best epoch {best['epoch']})")
 
     summary = _summary(run_dir, data, spec, metrics, best, config, quiet)
-    write_json_atomic(run_dir / "summary.json", summary)
+    write_json_atomic(run_dir / SUMMARY_FILE, summary)
     return summary
 
 
@@ -284,7 +291,7 @@ def _summary(run_dir: Path, data: InMemoryData, spec: Any, metrics, best, config
         "last": metrics[-1] if metrics else None,
         "test_acc": None,
     }
-    best_path = run_dir / "checkpoints" / "best.pt"
+    best_path = run_dir / BEST_CHECKPOINT
     if best_path.is_file() and data.size("test"):
         ckpt = load_checkpoint(best_path)
         model = build_model(spec)
@@ -300,4 +307,4 @@ def _summary(run_dir: Path, data: InMemoryData, spec: Any, metrics, best, config
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    return read_jsonl(Path(run_dir) / "metrics.jsonl")
+    return read_jsonl(Path(run_dir) / METRICS_FILE)
