@@ -52,7 +52,7 @@ class PruneRecord(ModelStats):
     method: str
     criterion: str
     iteration: int
-    p: float
+    p: float | None  # None for a stage kind without a pruning rate
     epochs_total: int
     judge_on: str
     criterion_acc: float | None
@@ -79,7 +79,7 @@ class PruneEpoch(OutputModel):
     iteration: int
     epoch: int
     epochs_total: int
-    p: float
+    p: float | None
     train_loss: float
     train_acc: float
     lr: float
@@ -161,7 +161,7 @@ class PruneSummary(OutputModel):
     records: int
     epochs_total: int
     wall_s: float
-    fixes: list[str]
+    fixes: list[str] = []  # what the run does unlike the 2021 scripts; written by runs before the recipe engine
     export_error: str | None = None  # only when export or cost of final.pt failed
 
 

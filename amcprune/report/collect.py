@@ -264,10 +264,19 @@ PRUNE_SUMMARY_HIDDEN = {"out_dir", "final", "final_cost", "stages", "criterion_n
 TRAIN_SUMMARY_HIDDEN = {"run_dir", "last", "test_acc_per_snr"}
 
 
+def prune_section(config: dict[str, Any]) -> dict[str, Any]:
+    """The prune options of a prune run's config.yaml: ``prune`` (PruneConfig) in runs of the schedule engine,
+    ``recipe`` (Recipe) in runs of the recipe engine; both hold ``target``, ``max_drop`` and ``judge_on``."""
+    for key in ("recipe", "prune"):
+        if isinstance(config.get(key), dict):
+            return config[key]
+    return {}
+
+
 def criterion_text(config: dict[str, Any], judge_on: str | None, threshold: float | None,
                    dense_acc: float | None) -> str | None:
     """The criterion as the user gave it (``--target`` or ``--max-drop`` of config.yaml) and its threshold."""
-    prune = config.get("prune") if isinstance(config.get("prune"), dict) else {}
+    prune = prune_section(config)
     target, max_drop = prune.get("target"), prune.get("max_drop")
     split = f"{judge_on} accuracy" if judge_on else "accuracy"
     if target is not None:
@@ -329,7 +338,8 @@ def collect_report_data(run_dir: str | Path) -> ReportData:
     fingerprint = data_section.get("fingerprint")
     source = config.get("source")
 
-    is_prune = any((run_dir / m).exists() for m in PRUNE_MARKERS) or isinstance(config.get("prune"), dict)
+    prune_cfg = prune_section(config)
+    is_prune = any((run_dir / m).exists() for m in PRUNE_MARKERS) or bool(prune_cfg)
     kind = "prune" if is_prune else "train"
 
     records: list[PruneRecord] = []
@@ -401,7 +411,6 @@ def collect_report_data(run_dir: str | Path) -> ReportData:
             final.sparsity = 1.0 - final.nonzero_weights / dense.weights
         if dense.sparsity is None and dense.weights and dense.nonzero_weights is not None:
             dense.sparsity = 1.0 - dense.nonzero_weights / dense.weights
-        prune_cfg = config.get("prune") if isinstance(config.get("prune"), dict) else {}
         judge_on = judge_on or (records[0].judge_on if records else None) or prune_cfg.get("judge_on")
         threshold = summary_prune.threshold if summary_prune is not None else (records[0].threshold if records else None)
         criterion = criterion_text(config, judge_on, threshold, dense.criterion_acc)

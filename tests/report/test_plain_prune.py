@@ -54,6 +54,9 @@ def test_the_criterion_is_shown_as_the_user_gave_it(tmp_path):
     summary["threshold"] = 0.56
     (run / C.SUMMARY_FILE).write_text(json.dumps(summary))
     assert collect_report_data(run).criterion == "val accuracy ≥ 56.00 % (--target 0.56)"
+    config["recipe"] = config.pop("prune")  # config.yaml of the recipe engine
+    (run / C.CONFIG_FILE).write_text(yaml.safe_dump(config))
+    assert collect_report_data(run).criterion == "val accuracy ≥ 56.00 % (--target 0.56)"
 
 
 def test_duplicated_record_numbers_are_a_warning(tmp_path):
