@@ -11,6 +11,7 @@ import typer
 
 from amcprune.cli.train import MODEL_OPTION_HELP
 from amcprune.errors import AmcpruneError
+from amcprune.utils.atomic import atomic_path
 
 
 def verification_frames(n: int, data: Path | None = None, seed: int = 0, length: int = 1024):
@@ -73,7 +74,6 @@ def register(app: typer.Typer) -> None:
         from amcprune.cost.resolve import load_for_cost
         from amcprune.export import export_model, read_onnx, verify_export
         from amcprune.export.onnx_export import FORMATS, input_shape_of
-        from amcprune.utils.atomic import atomic_path
 
         if fmt not in FORMATS:
             raise AmcpruneError(f"unknown --format {fmt!r}: choose one of {', '.join(FORMATS)}")
