@@ -7,6 +7,7 @@ SIGTERM (``amcprune.cli.main``) calls ``terminate_now``: it deletes this process
 and raises ``Terminated``. Deleting them in the handler matters: Python swallows an exception raised while a
 finalizer runs (h5py deallocates objects all the time), and the write would then go on to completion; the
 ``terminating`` flag makes the next ``raise_if_terminating`` (every atomic rename, every synth chunk) stop it.
+The swallowed exception is not printed either (a traceback after "terminated" would look like a crash).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 from pathlib import Path
+
 
 class Terminated(BaseException):
     """The process received SIGTERM; like KeyboardInterrupt, not an ``Exception``, so nothing swallows it."""
@@ -37,10 +40,20 @@ def raise_if_terminating() -> None:
         raise Terminated()
 
 
+def _unraisable_hook(unraisable) -> None:
+    if issubclass(unraisable.exc_type, Terminated):
+        return  # raised inside a finalizer: the terminating flag stops the work at its next check
+    _previous_unraisable_hook(unraisable)
+
+
+_previous_unraisable_hook = sys.unraisablehook
+
+
 def terminate_now() -> None:
     """For a SIGTERM handler: delete this process's temporary files, then raise ``Terminated``."""
     global _TERMINATING
     _TERMINATING = True
+    sys.unraisablehook = _unraisable_hook
     for path in list(_LIVE):
         try:
             path.unlink()
