@@ -2,14 +2,14 @@
 
 Each dense checkpoint is a finished demo trial directory (its ``train/`` run and its ``data/`` file, e.g. the
 ones ``benchmarks/demo_spread.py`` leaves behind). For every trial and every named method the prune stage runs
-as its own process (``amcprune prune --settings NAME`` plus the common options), then the script prints one row
+as its own process (``amcprune prune --recipe NAME`` plus the common options), then the script prints one row
 per run and, per method, the mean and the min / max over the trials of the final score, the score relative
 to the dense model, the measured compression, the criterion (val) and test accuracies and the wall time, and
 the ratio of each method's mean score to the first method's.
 
     python benchmarks/prune_methods.py --trials /tmp/spread/default-seed{0,1,2} --out /tmp/methods --jobs 2
 
-``--methods`` takes named settings (``amcprune.prune.named``) with optional extra options after a colon,
+``--methods`` takes named recipes (``amcprune/prune/recipes``) with optional extra options after a colon,
 e.g. ``fmp-2021`` or ``fmp:--max-epochs 2``; ``imp`` is the defaults with the imp schedule; ``demo`` reads the
 trial's own prune stage instead of running one (with the default ``--common`` it is the ``fmp`` run: the same
 options, the same dense checkpoint). ``--common`` holds the options every run gets (the criterion and the
@@ -36,8 +36,7 @@ DEFAULT_COMMON = ("--max-drop 0.03 --judge-on val --p 0.3 --p-min 0.075 --max-ep
 
 def method_args(method: str) -> tuple[str, list[str]]:
     name, _, extra = method.partition(":")
-    settings = "fmp" if name == "imp" else name
-    args = ["--settings", settings] + (["--method", "imp"] if name == "imp" else [])
+    args = ["--recipe", name]
     return name, args + shlex.split(extra)
 
 

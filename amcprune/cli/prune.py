@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -96,25 +97,36 @@ def register(app: typer.Typer) -> None:
             None, "--finetune-lr", help="Fine-tuning rate [default: --finetune-lr-scale x the train lr]."
         ),
         finetune_lr_scale: Optional[float] = typer.Option(
-            None, "--finetune-lr-scale", help="Fine-tuning rate as a fraction of the train lr. [default: 0.1]"
+            None, "--finetune-lr-scale", help="Fine-tuning rate as a fraction of the train lr. [default: 0.3]"
         ),
         lr_rewind: Optional[bool] = typer.Option(
             None, "--lr-rewind/--no-lr-rewind", help="--finetune train: fresh optimizer and scheduler after each prune "
                                                      "[default: on for imp-converge, off otherwise]."
         ),
-        settings: Optional[str] = typer.Option(
-            None, "--settings", help="Named settings to start from: imp-2021, fmp-2021 (the published recipes) or fmp "
-                                     "(the default); options given here override them."
+        recipe: Optional[str] = typer.Option(
+            None, "--recipe", help="Recipe to run: a YAML file or a named recipe (imp-2021, fmp-2021, fmp, imp); "
+                                   "options given here override it in every stage. [default: the options alone]"
         ),
+        settings: Optional[str] = typer.Option(None, "--settings", help="The same as --recipe (older name)."),
+        dump_recipe: bool = typer.Option(False, "--dump-recipe", help="Print the recipe these options make and exit."),
         exclude: Optional[list[str]] = typer.Option(
             None, "--exclude", help="Layers never pruned: module names, conv0..conv6/dense0..dense2, first, last, globs."
         ),
         layer_rate: Optional[list[str]] = typer.Option(
             None, "--layer-rate", help="NAME=RATE: a layer pruned at its own rate (0 keeps it dense), e.g. last=0."
         ),
+        importance: Optional[str] = typer.Option(
+            None, "--importance", help="Global ranking: l1 (magnitude) or cost (magnitude / the score one weight of "
+                                       "its layer costs, from the exported graph). [default: l1]"
+        ),
+        cost_power: Optional[float] = typer.Option(
+            None, "--cost-power", help="--importance cost: divide by the weight's cost to this power. [default: 1]"
+        ),
         no_cost: bool = typer.Option(False, "--no-cost", help="Do not score every recorded model (faster)."),
         no_export: bool = typer.Option(False, "--no-export", help="Do not export and score final.onnx."),
-        config: Optional[Path] = typer.Option(None, "--config", help="YAML prune config (options given here override it)."),
+        config: Optional[Path] = typer.Option(
+            None, "--config", help="YAML prune config in the flat form of these options (options given here override it)."
+        ),
         train_config: Optional[Path] = typer.Option(
             None, "--train-config", help="YAML train config [default: the one the model was trained with]."
         ),
@@ -128,17 +140,17 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Start over in an existing run directory."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bars or messages."),
     ) -> None:
-        """Prune a trained model with IMP, IMP-to-convergence or FMP under an accuracy criterion."""
-        import json
-
+        """Prune a trained model under an accuracy criterion: a recipe of IMP, IMP-to-convergence or FMP stages."""
+        # Here, not at the top: torch and Brevitas take seconds to load, and `amcprune --help` needs neither.
+        from amcprune.pipeline.measure import QonnxMeasurer
         from amcprune.prune.config import PruneConfig
         from amcprune.prune.engine import prune_run
-        from amcprune.prune.named import named_settings
+        from amcprune.prune.recipe import recipe_source, recipe_with_options
         from amcprune.train.config import TrainConfig
 
         options: dict[str, Any] = {
-            "methods": method,
-            "criteria": criterion,
+            "methods": _names([method]) if method else None,
+            "criteria": _names([criterion]) if criterion else None,
             "p": _floats(p, "--p"),
             "divisor": divisor,
             "p_min": _floats(p_min, "--p-min"),
@@ -155,6 +167,8 @@ def register(app: typer.Typer) -> None:
             "lr_rewind": lr_rewind,
             "exclude": _names(exclude),
             "layer_rates": _layer_rates(layer_rate),
+            "importance": importance,
+            "cost_power": cost_power,
         }
         if no_cost:
             options["cost"] = False
@@ -163,27 +177,37 @@ def register(app: typer.Typer) -> None:
         given = {k: v for k, v in options.items() if v is not None}
         if patience is not None:
             given["patience"] = None if patience == 0 else patience
+        if settings is not None:
+            if recipe is not None and recipe != settings:
+                raise AmcpruneError("--settings is another name for --recipe: give one of them")
+            recipe = settings
 
         if resume:
-            if given or config is not None or train_config is not None or settings is not None:
+            if given or config is not None or train_config is not None or recipe is not None or dump_recipe:
                 raise AmcpruneError("--resume continues the run with its stored options; give only --out (and --data)")
-            prune_cfg = None
+            run_recipe = None
             tcfg = None
         else:
-            base: dict[str, Any] = named_settings(settings) if settings is not None else {}
-            if config is not None:
-                base = {**base, **PruneConfig.from_yaml(config).model_dump(exclude_unset=True)}
+            if recipe is not None and config is not None:
+                raise AmcpruneError("give a recipe (--recipe) or a flat prune config (--config), not both")
+            if recipe is not None:
+                run_recipe = recipe_with_options(recipe_source(recipe), given, source=f"recipe {recipe}")
+            else:
+                base = PruneConfig.from_yaml(config).model_dump(exclude_unset=True) if config is not None else {}
                 if "target" in given or "max_drop" in given:
                     base.pop("target", None)
                     base.pop("max_drop", None)
-            prune_cfg = PruneConfig.from_dict({**base, **given})
+                run_recipe = PruneConfig.from_dict({**base, **given}).to_recipe()
+            if dump_recipe:
+                typer.echo(run_recipe.to_yaml(), nl=False)
+                return
             tcfg = TrainConfig.from_yaml(train_config) if train_config is not None else None
         overrides = {"lr": lr, "batch_size": batch_size, "val_fraction": val_fraction, "seed": seed,
                      "device": device, "threads": threads}
         if resume and any(v is not None for k, v in overrides.items() if k not in ("device", "threads")):
             raise AmcpruneError("--resume keeps the run's train options (only --device and --threads may change)")
         summary = prune_run(
-            prune_cfg, source, data, out, train_config=tcfg, train_overrides=overrides,
+            run_recipe, source, data, out, train_config=tcfg, train_overrides=overrides, measurer=QonnxMeasurer(),
             resume=resume, force=force, quiet=quiet,
         )
         final = summary.get("final") or {}

@@ -50,7 +50,7 @@ class PruneRecord(ModelStats):
     event: PruneEvent
     stage: int
     method: str
-    criterion: str
+    criterion: str | None  # None for a stage kind that ranks no weights
     iteration: int
     p: float | None  # None for a stage kind without a pruning rate
     epochs_total: int
@@ -75,7 +75,7 @@ class PruneEpoch(OutputModel):
 
     stage: int
     method: str
-    criterion: str
+    criterion: str | None
     iteration: int
     epoch: int
     epochs_total: int
@@ -126,15 +126,15 @@ class FinalCost(OutputModel):
 
 
 class StageResult(OutputModel):
-    """One entry of ``summary.json`` ``stages`` (``PruneRun._end_stage``)."""
+    """One entry of ``summary.json`` ``stages`` (``PruneRun.end_stage``)."""
 
     stage: int
     method: str
-    criterion: str
+    criterion: str | None
     met: bool
     reason: str | None
     iterations: int
-    final_p: float
+    final_p: float | None  # None for a stage kind without a pruning rate
     checkpoint: str
     criterion_acc: float | None
     test_acc: float | None

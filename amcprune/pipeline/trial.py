@@ -64,6 +64,7 @@ from amcprune.outputs import (
     load_json,
 )
 from amcprune.pipeline.config import TrialConfig
+from amcprune.pipeline.measure import QonnxMeasurer
 from amcprune.utils.atomic import write_json_atomic, write_text_atomic
 from amcprune.utils.rundir import MANIFEST_NAME, _clear_recorded, lock_run_dir
 
@@ -179,7 +180,8 @@ class _Trial:
         resume = resume and (self.prune_dir / CONFIG_FILE).is_file()
         prune_run(
             None if resume else self.config.prune_config(), None if resume else self.train_dir, self.data_path,
-            self.prune_dir, data=self.data(), resume=resume, quiet=self.quiet, force=not resume,
+            self.prune_dir, data=self.data(), measurer=QonnxMeasurer(), resume=resume, quiet=self.quiet,
+            force=not resume,
         )
 
     def _evaluate(self, source: Path, out_dir: Path) -> dict[str, Any]:

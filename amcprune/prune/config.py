@@ -1,4 +1,5 @@
-"""``PruneConfig``: what a prune run does (pydantic v2, loadable from YAML, stored in ``config.yaml``)."""
+"""``PruneConfig``: the flat shorthand of a one-criterion recipe (``amcprune prune``'s options, a trial's ``prune:``
+section). It validates as the :class:`~amcprune.prune.recipe.Recipe` it stands for, which is what runs."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from amcprune.utils.config import YamlConfig
-from amcprune.prune.criteria import canonical_criterion
+from amcprune.errors import AmcpruneError
+from amcprune.prune.recipe import Recipe, recipe_with_options
 from amcprune.prune.schedule import METHODS, StageSettings
+from amcprune.prune.stages.magnitude import P_MIN_STRUCTURED, P_MIN_UNSTRUCTURED  # noqa: F401 (re-exported)
+from amcprune.utils.config import YamlConfig
 
-P_MIN_UNSTRUCTURED = 0.05
-P_MIN_STRUCTURED = 0.01
+# Fields that apply to every stage alike.
+STAGE_SCALARS = ("divisor", "max_epochs", "patience", "max_iterations", "prune_at_start", "judge_at", "finetune",
+                 "finetune_lr", "finetune_lr_scale", "lr_rewind", "exclude", "layer_rates", "importance", "cost_power")
 
 
 def _as_list(value: Any) -> list:
@@ -25,11 +29,12 @@ def _as_list(value: Any) -> list:
 
 
 class PruneConfig(YamlConfig):
-    """A prune run: one or more stages (method x criterion) run in series, judged by an accuracy criterion.
+    """Magnitude-pruning stages (method x criterion) run in series, judged by one accuracy criterion.
 
     ``methods``, ``criteria``, ``p`` and ``p_min`` are lists broadcast against each other (a single value
     applies to every stage), e.g. ``methods=["fmp"], criteria=["structured", "global"]`` runs structured FMP
-    (p_min 0.01) and then global unstructured FMP (p_min 0.05) from its result.
+    (p_min 0.01) and then global unstructured FMP (p_min 0.05) from its result. Every other field applies to
+    every stage.
     """
 
     config_kind: ClassVar[str] = "prune config"
@@ -57,16 +62,19 @@ class PruneConfig(YamlConfig):
         "(the 2021 scripts)",
     )
     finetune_lr: float | None = Field(None, gt=0, description="fine-tuning rate (default finetune_lr_scale x train lr)")
-    finetune_lr_scale: float = Field(0.1, gt=0, le=1, description="fine-tuning rate as a fraction of the train lr")
+    finetune_lr_scale: float = Field(0.3, gt=0, le=1, description="fine-tuning rate as a fraction of the train lr")
     lr_rewind: bool | None = Field(
         None, description="finetune 'train' only: fresh optimizer/scheduler after every prune (default: imp-converge "
         "yes, imp/fmp no)"
     )
     exclude: list[str] = Field(default_factory=list, description="layers never pruned (name, conv3, last, glob)")
     layer_rates: dict[str, float] = Field(default_factory=dict, description="layers with their own rate")
+    importance: Literal["l1", "cost"] = Field(
+        "l1", description="global ranking: by magnitude (l1) or by magnitude / what one weight of its layer costs"
+    )
+    cost_power: float = Field(1.0, gt=0, description="importance cost: divide by the weight's cost to this power")
     cost: bool = Field(True, description="score every recorded model with the cost module")
     export: bool = Field(True, description="export final.onnx (QONNX) and score it")
-    save_iterations: bool = True
 
     @field_validator("methods", "criteria", "exclude", mode="before")
     @classmethod
@@ -82,65 +90,30 @@ class PruneConfig(YamlConfig):
 
     @model_validator(mode="after")
     def _check(self) -> "PruneConfig":
-        if (self.target is None) == (self.max_drop is None):
-            raise ValueError("give exactly one accuracy criterion: target (absolute) or max_drop (below the dense model)")
         for m in self.methods:
             if m not in METHODS:
                 raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
-        self.criteria = [canonical_criterion(c) for c in self.criteria]
-        for p in self.p:
-            if not 0 < p < 1:
-                raise ValueError(f"p must be in (0, 1), got {p}")
-        for p in self.p_min or []:
-            if not 0 < p < 1:
-                raise ValueError(f"p_min must be in (0, 1), got {p}")
-        for name, rate in self.layer_rates.items():
-            if not 0 <= rate < 1:
-                raise ValueError(f"layer_rates[{name!r}] must be in [0, 1), got {rate}")
-        for stage in self.stages():  # also checks the list lengths
-            if stage.method == "fmp" and stage.p_min > stage.p:
-                raise ValueError(f"p_min ({stage.p_min}) is above p ({stage.p}): fmp could never lower p; "
-                                 "give a smaller --p-min")
+        self.to_recipe()  # the recipe's validation (criterion, rates, list lengths) is the shorthand's
         return self
 
-    def stages(self) -> list[StageSettings]:
-        lists = {"methods": self.methods, "criteria": self.criteria, "p": self.p}
+    def stage_options(self) -> dict[str, Any]:
+        """The stage fields of the shorthand (lists one value per stage; a single value applies to every stage)."""
+        out: dict[str, Any] = {"methods": self.methods, "criteria": self.criteria, "p": self.p}
         if self.p_min is not None:
-            lists["p_min"] = self.p_min
-        n = max(len(v) for v in lists.values())
-        for key, values in lists.items():
-            if len(values) not in (1, n):
-                raise ValueError(f"{key} has {len(values)} values; give 1 or {n} (one per stage)")
-            if not values:
-                raise ValueError(f"{key} is empty")
-
-        def pick(values: list, i: int) -> Any:
-            return values[0] if len(values) == 1 else values[i]
-
-        out = []
-        for i in range(n):
-            criterion = pick(self.criteria, i)
-            p_min = pick(self.p_min, i) if self.p_min is not None else (
-                P_MIN_STRUCTURED if criterion == "structured" else P_MIN_UNSTRUCTURED
-            )
-            out.append(
-                StageSettings(
-                    method=pick(self.methods, i),
-                    criterion=criterion,
-                    p=pick(self.p, i),
-                    divisor=self.divisor,
-                    p_min=p_min,
-                    max_epochs=self.max_epochs,
-                    patience=self.patience,
-                    max_iterations=self.max_iterations,
-                    prune_at_start=self.prune_at_start,
-                    judge_at=self.judge_at,
-                )
-            )
+            out["p_min"] = self.p_min
+        for key in STAGE_SCALARS:
+            out[key] = getattr(self, key)
         return out
 
-    def finetune_lr_for(self, train_lr: float) -> float:
-        return self.finetune_lr if self.finetune_lr is not None else self.finetune_lr_scale * train_lr
+    def to_recipe(self) -> Recipe:
+        """The recipe this shorthand stands for (``amcprune prune --dump-recipe`` prints it)."""
+        base = {"stages": [{"kind": "fmp"}], "judge_on": self.judge_on, "cost": self.cost, "export": self.export,
+                "target": self.target, "max_drop": self.max_drop}
+        try:
+            return recipe_with_options(base, self.stage_options(), source="prune config")
+        except AmcpruneError as exc:
+            raise ValueError(str(exc).removeprefix("prune config: ")) from None
 
-    def lr_rewind_for(self, method: str) -> bool:
-        return self.lr_rewind if self.lr_rewind is not None else method == "imp-converge"
+    def stages(self) -> list[StageSettings]:
+        """The schedule settings of each stage."""
+        return [stage.settings() for stage in self.to_recipe().stages]

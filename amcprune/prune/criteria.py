@@ -245,12 +245,15 @@ def prune_model(
     exclude: Iterable[str] = (),
     layer_rates: Mapping[str, float] | None = None,
     spec: Any | None = None,
+    weight_costs: Mapping[str, float] | None = None,
 ) -> PruneReport:
     """Prune ``amount`` of the remaining weights (or channels) of ``model`` in place with ``criterion``.
 
     ``exclude`` names layers left alone (names, aliases such as ``conv3``/``dense2``, ``first``, ``last``,
-    globs); ``layer_rates`` gives layers their own rate (0 keeps a layer dense). Returns a report of the
-    counts before and after for every layer touched.
+    globs); ``layer_rates`` gives layers their own rate (0 keeps a layer dense). ``weight_costs`` (``global``
+    only) ranks each weight by its magnitude divided by what one weight of its layer costs (layer name ->
+    positive number) instead of by magnitude alone. Returns a report of the counts before and after for every
+    layer touched.
     """
     criterion = canonical_criterion(criterion)
     amount = _check_rate(amount, "pruning rate p")
@@ -266,12 +269,21 @@ def prune_model(
             report.layers.append(_prune_structured(model, name, modules[name], rate))
         return report
 
+    if weight_costs is not None and criterion != "global":
+        raise AmcpruneError(f"weight costs rank weights across layers: they need the global criterion, not {criterion}")
     if criterion == "global" and shared:
         befores = {n: remaining_weights(m) for n, m in shared}
         n_prune = round_half_up(amount * sum(befores.values()))
+        scores = None
+        if weight_costs is not None:
+            missing = [n for n, _ in shared if not weight_costs.get(n, 0) > 0]
+            if missing:
+                raise AmcpruneError(f"no positive weight cost for layer(s) {', '.join(missing)}")
+            scores = {(m, "weight"): m.weight.detach().abs() / weight_costs[n] for n, m in shared}
         if n_prune > 0:
             prune.global_unstructured(
-                [(m, "weight") for _, m in shared], pruning_method=prune.L1Unstructured, amount=n_prune
+                [(m, "weight") for _, m in shared], pruning_method=prune.L1Unstructured, amount=n_prune,
+                importance_scores=scores,
             )
         for n, m in shared:
             report.layers.append(LayerPrune(n, m.weight.numel(), befores[n], remaining_weights(m), amount))

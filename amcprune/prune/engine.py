@@ -2,7 +2,7 @@
 
 Run directory::
 
-    OUT/config.yaml          prune config, train config, source checkpoint, data file (path, fingerprint), start spec
+    OUT/config.yaml          recipe, train config, source checkpoint, data file (path, fingerprint), start spec
     OUT/state.pt             resume point, written atomically after every epoch (model + masks + spec, trainer
                              state: optimizer, scheduler, RNG; schedule state; number of records written)
     OUT/records.jsonl        one record per iteration end, rewind and stage end (appended with fsync)
@@ -32,20 +32,29 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from tqdm.auto import tqdm
 
+from amcprune.data import radioml
 from amcprune.errors import AmcpruneError
+from amcprune.models import build_model, load_model, validate_spec
+from amcprune.models.loading import resolve_checkpoint_path
+from amcprune.outputs import (CONFIG_FILE, EPOCHS_FILE, FINAL_CHECKPOINT, FINAL_ONNX, ITERATIONS_DIR, PRUNE_RUN_FILES,
+                              RECORDS_FILE, STATE_FILE, SUMMARY_FILE, PruneEpoch, PruneSummary, check)
 from amcprune.prune.config import PruneConfig
-from amcprune.prune.criteria import check_selection, mask_summary, prune_model
+from amcprune.prune.criteria import mask_summary, remove_masks
+from amcprune.prune.measurer import Measurer
+from amcprune.prune.recipe import Recipe
 from amcprune.prune.records import (RecordLog, criterion_noise, layer_widths, standard_error, truncate_jsonl,
                                     weight_counts)
-from amcprune.prune.schedule import PRUNE, REWIND, STOP, TRAIN, Decision, ScheduleState, StageSettings, decide, formula_ratio, initial_state
-from amcprune.prune.shrink import shrink_with_spec, swap_children
-from amcprune.utils.atomic import append_jsonl, write_json_atomic, write_text_atomic
-from amcprune.utils.rundir import prepare_run_dir
+from amcprune.prune.schedule import ScheduleState, formula_ratio
+from amcprune.prune.shrink import swap_children
+from amcprune.prune.stages import StageSpec, stage_kind
+from amcprune.train.config import TrainConfig, resolve_device
+from amcprune.train.data import InMemoryData
+from amcprune.train.trainer import Trainer
+from amcprune.utils.atomic import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from amcprune.utils.checkpoint import load_checkpoint, load_model_state, model_state, save_checkpoint
+from amcprune.utils.rundir import prepare_run_dir
 
 STATE_KIND = "prune-state"
-RUN_FILES = ("config.yaml", "state.pt", "records.jsonl", "records.csv", "epochs.jsonl", "iterations", "work",
-             "final.pt", "final.onnx", "summary.json")
 
 
 class SavedModel(BaseModel):
@@ -79,6 +88,7 @@ class RunState(BaseModel):
     last_met: SavedModel | None = None  # last model of the run that met the criterion
     stage_start: SavedModel | None = None
     best_path: str | None = None  # imp-converge: the round's best epoch
+    kind_state: dict[str, Any] | None = None  # what a stage kind other than imp/fmp keeps between steps
     epochs_total: int = 0
     elapsed_s: float = 0.0
     stage_results: list[dict[str, Any]] = Field(default_factory=list)
@@ -133,10 +143,6 @@ def remap_optimizer_state(opt_state: dict[str, Any], saved_names: list[list[str]
     return {"state": new_state, "param_groups": groups}
 
 
-def _rel(path: Path, root: Path) -> str:
-    return str(path.relative_to(root))
-
-
 def _fmt(x: float | None, digits: int = 4) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
@@ -151,18 +157,12 @@ def noise_warning(noise: dict[str, Any], split: str) -> str:
 
 
 def resolve_source(path: str | os.PathLike) -> Path:
-    try:
-        from amcprune.models.loading import resolve_checkpoint_path
-    except ImportError:  # pragma: no cover
-        return Path(path)
     return resolve_checkpoint_path(path)
 
 
 def train_config_for(source: str | os.PathLike, ckpt: dict[str, Any] | None = None):
     """The train config a model was trained with: its checkpoint's ``train_config``, else its run's
     ``config.yaml``, else the defaults."""
-    from amcprune.train.config import TrainConfig
-
     if ckpt is not None and isinstance(ckpt.get("train_config"), dict):
         return TrainConfig.from_dict(ckpt["train_config"])
     source = Path(source)
@@ -179,10 +179,6 @@ def train_config_for(source: str | os.PathLike, ckpt: dict[str, Any] | None = No
 
 def load_data(data_path: str | os.PathLike, spec: Any, train_config: Any, quiet: bool = False):
     """Train / val / test splits of ``data_path`` as an ``InMemoryData`` (val carved from train)."""
-    from amcprune.data import radioml
-    from amcprune.train.config import resolve_device
-    from amcprune.train.data import InMemoryData
-
     splits = radioml.load_splits(
         data_path, val_fraction=train_config.val_fraction, val_seed=train_config.seed,
         snr_min=train_config.train_snr_min, snr_max=train_config.train_snr_max,
@@ -197,29 +193,30 @@ def load_data(data_path: str | os.PathLike, spec: Any, train_config: Any, quiet:
 # the run
 # ---------------------------------------------------------------------------------------------------
 class PruneRun:
-    """One prune run in ``out_dir``. Use :func:`prune_run`; tests may drive it directly."""
+    """One prune run in ``out_dir``: orchestrates the recipe's stages and owns what they share (the model, the
+    trainer, the criterion, records, saved models, resume state). Stage kinds drive it through the public
+    methods below. Use :func:`prune_run`; tests may drive it directly."""
 
     def __init__(
         self,
-        config: PruneConfig,
+        recipe: Recipe | PruneConfig,
         train_config: Any,
         out_dir: str | os.PathLike,
         *,
         model: nn.Module,
         spec: Any,
         data: Any,
+        measurer: Measurer | None = None,
         quiet: bool = False,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        from amcprune.train.trainer import Trainer
-
-        self.config = config
+        self.recipe = recipe.to_recipe() if isinstance(recipe, PruneConfig) else recipe
         self.train_config = train_config
         self.out = Path(out_dir)
-        self.stages: list[StageSettings] = config.stages()
         self.spec = spec
         self.model = model
         self.data = data
+        self.measurer = measurer
         self.quiet = quiet
         self.on_epoch = on_epoch
         self.trainer = Trainer(model, train_config, data, quiet=quiet)
@@ -229,23 +226,21 @@ class PruneRun:
         self._t0 = time.perf_counter()
         self._bar: Any = None
         self._epoch_lines = 0
-        if any(st.criterion == "structured" for st in self.stages) and getattr(spec, "arch", None) != "vgg10":
-            raise AmcpruneError(
-                f"structured pruning (physical shrinking) supports the vgg10 architecture only, not {spec.arch!r}; "
-                "use --criterion global or layer"
-            )
-        for stage in self.stages:  # fail before any training, not at the first prune
-            check_selection(model, stage.criterion, config.exclude, config.layer_rates, spec)
-        if config.judge_on == "val" and data.size("val") == 0:
+        check_recipe(self.recipe, model, spec, measurer)
+        if self.recipe.judge_on == "val" and data.size("val") == 0:
             raise AmcpruneError(
                 "judging on the validation split but it is empty: set a val fraction > 0 (--val-fraction) "
                 "or judge on the test split (--judge-on test)"
             )
 
+    @property
+    def stage_spec(self) -> StageSpec:
+        return self.recipe.stages[self.st.stage]
+
     # --- files ---------------------------------------------------------------------------------
     @property
     def state_path(self) -> Path:
-        return self.out / "state.pt"
+        return self.out / STATE_FILE
 
     def _wall(self) -> float:
         return self.st.elapsed_s + (time.perf_counter() - self._t0)
@@ -275,19 +270,18 @@ class PruneRun:
         self.st = RunState.model_validate(state["run"])
         self.log.truncate(int(state["records"]))
         self._epoch_lines = int(state.get("epoch_lines", 0))
-        truncate_jsonl(self.out / "epochs.jsonl", self._epoch_lines)
+        truncate_jsonl(self.out / EPOCHS_FILE, self._epoch_lines)
 
-    def _save_model(self, rel: str, meta: dict[str, Any]) -> Path:
+    def save_model(self, rel: str, meta: dict[str, Any]) -> Path:
+        """Save the current model (weights, masks, spec) under ``rel`` with ``meta`` beside it."""
         path = self.out / rel
         save_checkpoint(path, {"kind": "prune-model", "spec": self.spec.model_dump(mode="json"),
                                **model_state(self.model), "prune": meta})
         return path
 
-    def _load_model(self, rel: str) -> None:
+    def load_model(self, rel: str) -> None:
         """Replace the model's weights by a saved model (rebuilt from its spec: new parameter tensors) and
         bind a fresh optimizer and scheduler to them."""
-        from amcprune.models import build_model, validate_spec
-
         ckpt = load_checkpoint(self.out / rel)
         spec = validate_spec(ckpt["spec"], rel)
         if isinstance(self.model, nn.Sequential):
@@ -296,11 +290,10 @@ class PruneRun:
             load_model_state(fresh, ckpt["model"], ckpt.get("masks") or None)
             fresh.to(self.device).train(self.model.training)
             swap_children(self.model, fresh)
+            self.model.spec = spec  # the modules changed under the same container: so did its spec
         else:
             if spec.model_dump() != self.spec.model_dump():
                 raise AmcpruneError(f"{rel}: cannot change the architecture of a {type(self.model).__name__} in place")
-            from amcprune.prune.criteria import remove_masks
-
             remove_masks(self.model)
             load_model_state(self.model, ckpt["model"], ckpt.get("masks") or None)
         self.spec = spec
@@ -310,11 +303,18 @@ class PruneRun:
 
     # --- measuring -----------------------------------------------------------------------------
     def _judge(self) -> float:
-        return float(self.trainer.evaluate(self.config.judge_on).accuracy)
+        return float(self.trainer.evaluate(self.recipe.judge_on).accuracy)
+
+    def judge(self) -> float:
+        """The current model's accuracy on the criterion's split."""
+        return self._judge()
+
+    def meets(self, acc: float) -> bool:
+        return acc >= self.st.threshold
 
     @property
     def judged_frames(self) -> int:
-        return self.data.size(self.config.judge_on)  # every judgment evaluates the whole split
+        return self.data.size(self.recipe.judge_on)  # every judgment evaluates the whole split
 
     def _noise(self, acc: float | None) -> dict[str, Any]:
         """The number of frames the criterion was judged on and the standard error of the judged accuracy
@@ -324,15 +324,16 @@ class PruneRun:
             return {"criterion_n": n or None, "criterion_se": None}
         return {"criterion_n": n, "criterion_se": standard_error(acc, n)}
 
-    def _test_acc(self, judged: float | None = None) -> float | None:
+    def test_acc(self, judged: float | None = None) -> float | None:
         """Test accuracy of the current model (the judged value itself when judging on test)."""
-        if self.config.judge_on == "test" and judged is not None:
+        if self.recipe.judge_on == "test" and judged is not None:
             return judged
         if self.data.size("test") == 0:
             return None
         return float(self.trainer.evaluate("test").accuracy)
 
-    def _measure(self) -> dict[str, Any]:
+    def measure(self) -> dict[str, Any]:
+        """Weights, non-zeros, compression (measured and by formula), layer widths and, with ``cost``, the score."""
         counts = weight_counts(self.model)
         dense = self.st.dense_weights or counts["weights"]
         nz = counts["nonzero_weights"]
@@ -348,31 +349,35 @@ class PruneRun:
             "weight_bits": None,
             "score": None,
         }
-        if self.config.cost:
+        if self.recipe.cost:
             try:
-                from amcprune.cost import model_cost
-
-                cost = model_cost(self.model)
-                stats.update(bops=cost.bops, weight_bits=cost.weight_bits, score=cost.score)
-                if cost.warnings:
-                    stats["cost_warnings"] = list(cost.warnings)
+                cost = self.measurer.score(self.model)
+                stats.update(bops=cost["bops"], weight_bits=cost["weight_bits"], score=cost["score"])
+                if cost.get("warnings"):
+                    stats["cost_warnings"] = list(cost["warnings"])
             except Exception as exc:  # a failed score must not lose the run; it is recorded instead
                 stats["cost_error"] = f"{type(exc).__name__}: {exc}"
         return stats
 
-    def _record(self, event: str, *, met: bool, acc: float | None, test_acc: float | None, stats: dict[str, Any],
-                **extra: Any) -> dict:
-        stage = self.stages[self.st.stage]
-        sched = self.st.schedule
+    def weight_costs(self) -> dict[str, float]:
+        """What one remaining weight of each prunable layer adds to the score (from the measurer)."""
+        return self.measurer.weight_costs(self.model)
+
+    # --- records ---------------------------------------------------------------------------------
+    def record(self, event: str, *, met: bool, acc: float | None, test_acc: float | None, stats: dict[str, Any],
+               **extra: Any) -> dict:
+        """Append one row to ``records.jsonl`` (and ``records.csv``) and say it."""
+        spec = self.stage_spec
+        progress = stage_kind(spec.kind).progress(self, spec)
         rec = {
             "event": event,
             "stage": self.st.stage,
-            "method": stage.method,
-            "criterion": stage.criterion,
-            "iteration": sched.iteration if sched else 0,
-            "p": sched.p if sched else stage.p,
+            "method": spec.kind,
+            "criterion": spec.criterion_name,
+            "iteration": progress["iteration"],
+            "p": progress["p"],
             "epochs_total": self.st.epochs_total,
-            "judge_on": self.config.judge_on,
+            "judge_on": self.recipe.judge_on,
             "criterion_acc": acc,
             "test_acc": test_acc,
             "threshold": self.st.threshold,
@@ -384,9 +389,10 @@ class PruneRun:
             "wall_s": round(self._wall(), 3),
         }
         rec = self.log.append(rec)
-        self._say(
-            f"[{rec['record']}] {event:7s} {stage.method}/{stage.criterion} it {rec['iteration']} p {rec['p']:.4g}: "
-            f"{self.config.judge_on} acc {_fmt(acc)} (needs {_fmt(self.st.threshold)}) test {_fmt(test_acc)} "
+        p_text = f" p {rec['p']:.4g}" if rec["p"] is not None else ""
+        self.say(
+            f"[{rec['record']}] {event:7s} {spec.kind}/{spec.criterion_name} it {rec['iteration']}{p_text}: "
+            f"{self.recipe.judge_on} acc {_fmt(acc)} (needs {_fmt(self.st.threshold)}) test {_fmt(test_acc)} "
             f"nonzero {rec.get('nonzero_weights')} / {self.st.dense_weights} "
             f"({_fmt(rec.get('compression'), 2)}x measured, {_fmt(rec.get('compression_formula'), 2)}x formula)"
             + (f" score {rec['score']:.5f}" if rec.get("score") is not None else "")
@@ -394,118 +400,84 @@ class PruneRun:
         )
         return rec
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         if self.quiet:
             return
         tqdm.write(text)
 
-    # --- schedule actions ----------------------------------------------------------------------
-    def _prune(self, p: float) -> dict[str, Any]:
-        stage = self.stages[self.st.stage]
-        report = prune_model(self.model, stage.criterion, p, exclude=self.config.exclude,
-                             layer_rates=self.config.layer_rates, spec=self.spec)
-        info: dict[str, Any] = {"pruned": report.pruned, "unit": report.unit}
-        self.st.ps = [*self.st.ps, p]
-        if stage.criterion == "structured":
-            self.spec, shrink = shrink_with_spec(self.model, self.spec)
-            info["widths_after"] = list(shrink.widths_after.values())
-            self.trainer.reset_optimizer()  # new, smaller parameter tensors
-        elif self.config.finetune == "train" and self.config.lr_rewind_for(stage.method):
-            self.trainer.reset_optimizer()  # learning-rate rewinding
-        self._begin_iteration()
-        return info
+    # --- what stage kinds do -------------------------------------------------------------------
+    def train_epoch(self, *, iteration: int, epoch: int, p: float | None, desc: str) -> float:
+        """Train one epoch, judge it, log it to ``epochs.jsonl``; returns the judged accuracy."""
+        spec = self.stage_spec
+        tr = self.trainer.train_epoch(desc=f"s{self.st.stage} it {iteration} ep {epoch}")
+        self.st.epochs_total += 1
+        acc = self._judge()
+        ms = mask_summary(self.model)
+        line = {
+            "stage": self.st.stage, "method": spec.kind, "criterion": spec.criterion_name,
+            "iteration": iteration, "epoch": epoch, "epochs_total": self.st.epochs_total,
+            "p": p, "train_loss": tr["loss"], "train_acc": tr["acc"], "lr": tr["lr"], "lr_end": tr["lr_end"],
+            "criterion_acc": acc, "met": self.meets(acc), **self._noise(acc),
+            "unmasked_fraction": ms["unmasked"] / self.st.dense_weights if self.st.dense_weights else None,
+        }
+        check(PruneEpoch, line, self.out / EPOCHS_FILE)
+        append_jsonl(self.out / EPOCHS_FILE, line)
+        self._epoch_lines += 1
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_description(desc, refresh=False)
+            self._bar.set_postfix(sparsity=f"{1 - (line['unmasked_fraction'] or 1):.3f}",
+                                  acc=f"{acc:.4f}", target=f"{self.st.threshold:.4f}", refresh=True)
+        return acc
 
-    def _begin_iteration(self) -> None:
-        """Every iteration fine-tunes with its own schedule (a fresh optimizer at the fine-tuning rate), not the
-        dense run's: one epoch at the dense run's initial rate after a prune cost more accuracy than the prune
-        itself. ``finetune: train`` keeps the 2021 behaviour (the train config's optimizer and scheduler)."""
-        cfg = self.config
-        if cfg.finetune == "train":
-            return
-        self.trainer.start_finetune(lr=cfg.finetune_lr_for(self.train_config.lr),
-                                    epochs=self.stages[self.st.stage].max_epochs, schedule=cfg.finetune)
-
-    def _prune_or_stop(self, p: float) -> None:
-        """Prune with ``p``; when ``p`` is too small to remove a single weight or channel (e.g. a few channels
-        left and a small structured rate) no later iteration can make progress: the stage ends with the current
-        model, the last that met the criterion."""
-        info = self._prune(p)
-        if info["pruned"] == 0:
-            self.st.ps = self.st.ps[:-1]
-            self._say(f"p {p:.4g} removes nothing from the remaining {info['unit']}: ending the stage")
-            self.st.schedule = self.st.schedule.model_copy(update={"done": True, "stop_reason": "nothing-to-prune"})
-            self._end_stage(Decision(STOP, met=True, reason="nothing-to-prune"))
-
-    def _save_met(self, acc: float, test_acc: float | None, stats: dict[str, Any]) -> SavedModel:
-        sched = self.st.schedule
-        rel = f"iterations/s{self.st.stage}-i{sched.iteration:03d}.pt"
+    def keep_met(self, acc: float, *, epochs: int, p_applied: float | None, reason: str | None = None) -> SavedModel:
+        """The current model met the criterion: save it as the stage's rewind point and the run's latest result,
+        and record it."""
+        test_acc = self.test_acc(acc)
+        stats = self.measure()
+        iteration = stage_kind(self.stage_spec.kind).progress(self, self.stage_spec)["iteration"]
+        rel = f"{ITERATIONS_DIR}/s{self.st.stage}-i{iteration:03d}.pt"
         saved = SavedModel(path=rel, ps=list(self.st.ps), criterion_acc=acc, test_acc=test_acc, stats=stats,
-                           stage=self.st.stage, iteration=sched.iteration)
-        self._save_model(rel, saved.model_dump(mode="json"))
+                           stage=self.st.stage, iteration=iteration)
+        self.save_model(rel, saved.model_dump(mode="json"))
+        self.st.rewind = saved
+        self.st.last_met = saved
+        self.record("met", met=True, acc=acc, test_acc=test_acc, stats=stats, epochs=epochs, p_applied=p_applied,
+                    checkpoint=saved.path, reason=reason)
         return saved
 
-    def _apply(self, decision, acc: float, new_sched: ScheduleState) -> None:
-        old_sched = self.st.schedule
-        epochs = old_sched.epoch
-        if decision.kind == TRAIN:
-            self.st.schedule = new_sched
-            if epochs == 0:  # the stage's starting model trains: its first iteration begins
-                self._begin_iteration()
-            return
-        if decision.met:
-            if decision.restore and self.st.best_path:
-                # imp-converge: the round's best epoch (judged earlier) is its result; same lineage of rates.
-                self._load_model(self.st.best_path)
-                acc = float(old_sched.best)
-            test_acc = self._test_acc(acc)
-            stats = self._measure()
-            saved = self._save_met(acc, test_acc, stats)
-            self.st.rewind = saved
-            self.st.last_met = saved
-            p_applied = decision.p if decision.kind == PRUNE else None
-            self._record("met", met=True, acc=acc, test_acc=test_acc, stats=stats, epochs=epochs,
-                         p_applied=p_applied, checkpoint=saved.path, reason=decision.reason)
-        elif decision.kind in (REWIND, STOP):
-            test_acc = self._test_acc(acc)
-            stats = self._measure()
-            self._record("failed", met=False, acc=acc, test_acc=test_acc, stats=stats, epochs=epochs,
-                         p_applied=None, reason=decision.reason or "budget")
+    def record_failed(self, acc: float, *, epochs: int, reason: str) -> None:
+        test_acc = self.test_acc(acc)
+        self.record("failed", met=False, acc=acc, test_acc=test_acc, stats=self.measure(), epochs=epochs,
+                    p_applied=None, reason=reason)
 
-        if decision.kind == PRUNE:
-            self.st.schedule = new_sched
-            self._prune_or_stop(decision.p)
-        elif decision.kind == REWIND:
-            rw = self.st.rewind
-            self._load_model(rw.path)
-            self.st.ps = list(rw.ps)
-            self.st.schedule = new_sched
-            self._record("rewind", met=True, acc=rw.criterion_acc, test_acc=rw.test_acc,
-                         stats={**rw.stats, "ps": rw.ps}, epochs=0, p_applied=decision.p, old_p=decision.old_p,
-                         checkpoint=rw.path)
-            self._prune_or_stop(decision.p)
-        elif decision.kind == STOP:
-            self.st.schedule = new_sched
-            self._end_stage(decision)
-        else:
-            self.st.schedule = new_sched
+    def rewind(self, *, p_applied: float | None, old_p: float | None = None) -> SavedModel:
+        """Go back to the stage's last model that met the criterion (its weights, masks and rates)."""
+        rw = self.st.rewind
+        self.load_model(rw.path)
+        self.st.ps = list(rw.ps)
+        self.record("rewind", met=True, acc=rw.criterion_acc, test_acc=rw.test_acc, stats={**rw.stats, "ps": rw.ps},
+                    epochs=0, p_applied=p_applied, old_p=old_p, checkpoint=rw.path)
+        return rw
 
-    def _end_stage(self, decision) -> None:
-        """The stage's result is its last model that met the criterion (else its starting model)."""
+    def end_stage(self, *, reason: str | None, current_is_result: bool) -> None:
+        """End the current stage. Its result is its last model that met the criterion (else its starting model);
+        ``current_is_result`` says the model in memory is that model, so it need not be reloaded."""
         result = self.st.rewind or self.st.stage_start
         met = self.st.rewind is not None
-        current_is_result = decision.met and not decision.restore and met
-        if not current_is_result:
-            self._load_model(result.path)
+        if not (current_is_result and met):
+            self.load_model(result.path)
             self.st.ps = list(result.ps)
         else:
             self.trainer.reset_optimizer()
-        self._record("stop", met=met, acc=result.criterion_acc, test_acc=result.test_acc,
-                     stats={**result.stats, "ps": result.ps}, epochs=0, p_applied=None, checkpoint=result.path,
-                     reason=decision.reason)
-        stage = self.stages[self.st.stage]
+        self.record("stop", met=met, acc=result.criterion_acc, test_acc=result.test_acc,
+                    stats={**result.stats, "ps": result.ps}, epochs=0, p_applied=None, checkpoint=result.path,
+                    reason=reason)
+        spec = self.stage_spec
+        progress = stage_kind(spec.kind).progress(self, spec)
         self.st.stage_results.append({
-            "stage": self.st.stage, "method": stage.method, "criterion": stage.criterion, "met": met,
-            "reason": decision.reason, "iterations": self.st.schedule.iteration, "final_p": self.st.schedule.p,
+            "stage": self.st.stage, "method": spec.kind, "criterion": spec.criterion_name, "met": met,
+            "reason": reason, "iterations": progress["iteration"], "final_p": progress["p"],
             "checkpoint": result.path, "criterion_acc": result.criterion_acc, "test_acc": result.test_acc,
             "nonzero_weights": result.stats.get("nonzero_weights"), "compression": result.stats.get("compression"),
         })
@@ -513,82 +485,52 @@ class PruneRun:
         self.st.rewind = None
         self.st.best_path = None
         self.st.schedule = None
-        self.st.phase = "start" if self.st.stage < len(self.stages) else "done"
+        self.st.kind_state = None
+        self.st.phase = "start" if self.st.stage < len(self.recipe.stages) else "done"
 
     # --- main loop -----------------------------------------------------------------------------
     def start(self) -> None:
         """Measure the starting (dense) model and fix the accuracy threshold."""
-        cfg = self.config
+        recipe = self.recipe
         self.st = RunState()
         counts = weight_counts(self.model)
         self.st.dense_weights = counts["weights"]
         self.st.dense_acc = self._judge()
-        self.st.dense_test_acc = self._test_acc(self.st.dense_acc)
-        self.st.threshold = cfg.target if cfg.target is not None else self.st.dense_acc - cfg.max_drop
+        self.st.dense_test_acc = self.test_acc(self.st.dense_acc)
+        self.st.threshold = recipe.target if recipe.target is not None else self.st.dense_acc - recipe.max_drop
         self.st.start_acc_pending = self.st.dense_acc
         self.st.noise = criterion_noise(self.st.dense_acc, self.st.threshold, self.judged_frames)
         if self.st.noise["noisy"]:
             # Said even with quiet: every decision of the run would rest on it.
-            tqdm.write(noise_warning(self.st.noise, cfg.judge_on))
-        self._say(
-            f"dense model: {cfg.judge_on} accuracy {_fmt(self.st.dense_acc)}, test {_fmt(self.st.dense_test_acc)}, "
-            f"{counts['nonzero_weights']} of {counts['weights']} weights non-zero; criterion: {cfg.judge_on} accuracy "
-            f">= {_fmt(self.st.threshold)}"
+            tqdm.write(noise_warning(self.st.noise, recipe.judge_on))
+        self.say(
+            f"dense model: {recipe.judge_on} accuracy {_fmt(self.st.dense_acc)}, test {_fmt(self.st.dense_test_acc)}, "
+            f"{counts['nonzero_weights']} of {counts['weights']} weights non-zero; criterion: {recipe.judge_on} "
+            f"accuracy >= {_fmt(self.st.threshold)} ({recipe.criterion_text()})"
         )
         self.save_state()
 
     def _stage_start(self) -> None:
-        stage = self.stages[self.st.stage]
-        self.st.schedule = initial_state(stage)
+        """Judge and save the stage's starting model (its result if nothing better is met), then hand over to
+        the stage's kind."""
+        spec = self.stage_spec
         self.st.rewind = None
+        self.st.schedule = None
+        self.st.kind_state = None
         if self.st.start_acc_pending is not None:
             acc, self.st.start_acc_pending = self.st.start_acc_pending, None
         else:
             acc = self._judge()
-        test_acc = self._test_acc(acc)
-        stats = self._measure()
-        rel = f"iterations/s{self.st.stage}-start.pt"
+        test_acc = self.test_acc(acc)
+        stats = self.measure()
+        rel = f"{ITERATIONS_DIR}/s{self.st.stage}-start.pt"
         start = SavedModel(path=rel, ps=list(self.st.ps), criterion_acc=acc, test_acc=test_acc,
                            stats=stats, stage=self.st.stage, iteration=0)
-        self._save_model(rel, start.model_dump(mode="json"))
+        self.save_model(rel, start.model_dump(mode="json"))
         self.st.stage_start = start
-        self._say(f"stage {self.st.stage}: {stage.method} with {stage.criterion} pruning, p {stage.p}, p_min {stage.p_min}")
-        if stage.method == "imp-converge":
-            self.st.best_path = rel
+        self.say(f"stage {self.st.stage}: {spec.describe()}")
         self.st.phase = "train"
-        met = acc >= self.st.threshold
-        decision, new_sched = decide(stage, self.st.schedule, acc, met)
-        self._apply(decision, acc, new_sched)
-
-    def _epoch(self) -> None:
-        stage = self.stages[self.st.stage]
-        sched = self.st.schedule
-        tr = self.trainer.train_epoch(desc=f"s{self.st.stage} it {sched.iteration} ep {sched.epoch + 1}")
-        self.st.epochs_total += 1
-        self.st.schedule = sched = sched.model_copy(update={"epoch": sched.epoch + 1})
-        acc = self._judge()
-        met = acc >= self.st.threshold
-        ms = mask_summary(self.model)
-        line = {
-            "stage": self.st.stage, "method": stage.method, "criterion": stage.criterion,
-            "iteration": sched.iteration, "epoch": sched.epoch, "epochs_total": self.st.epochs_total,
-            "p": sched.p, "train_loss": tr["loss"], "train_acc": tr["acc"], "lr": tr["lr"], "lr_end": tr["lr_end"],
-            "criterion_acc": acc, "met": met, **self._noise(acc),
-            "unmasked_fraction": ms["unmasked"] / self.st.dense_weights if self.st.dense_weights else None,
-        }
-        append_jsonl(self.out / "epochs.jsonl", line)
-        self._epoch_lines += 1
-        if self._bar is not None:
-            self._bar.update(1)
-            self._bar.set_description(f"{stage.method}/{stage.criterion} p={sched.p:.3g} it {sched.iteration}", refresh=False)
-            self._bar.set_postfix(sparsity=f"{1 - (line['unmasked_fraction'] or 1):.3f}",
-                                  acc=f"{acc:.4f}", target=f"{self.st.threshold:.4f}", refresh=True)
-        if stage.method == "imp-converge" and (sched.best is None or acc > sched.best):
-            rel = "work/round-best.pt"
-            self._save_model(rel, {"epoch": sched.epoch, "criterion_acc": acc})
-            self.st.best_path = rel
-        decision, new_sched = decide(stage, sched, acc, met)
-        self._apply(decision, acc, new_sched)
+        stage_kind(spec.kind).start(self, spec, acc)
 
     def run(self) -> dict[str, Any]:
         self._bar = tqdm(desc="prune", unit="epoch", disable=self.quiet, total=None, leave=False)
@@ -597,7 +539,7 @@ class PruneRun:
                 if self.st.phase == "start":
                     self._stage_start()
                 else:
-                    self._epoch()
+                    stage_kind(self.stage_spec.kind).step(self, self.stage_spec)
                 self.save_state()
                 if self.on_epoch is not None:
                     self.on_epoch({"epochs_total": self.st.epochs_total, "records": len(self.log),
@@ -608,69 +550,63 @@ class PruneRun:
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
-        cfg = self.config
+        recipe = self.recipe
         final = self.st.last_met
         met = final is not None
         if final is None:
             # Nothing met the criterion: the final model is the starting model of the first stage.
-            first = self.out / "iterations/s0-start.pt"
+            first = self.out / ITERATIONS_DIR / "s0-start.pt"
             if not first.is_file():
                 raise AmcpruneError("the run has no model to report")
             final = SavedModel.model_validate(load_checkpoint(first)["prune"])
         ckpt = load_checkpoint(self.out / final.path)
         payload = {k: v for k, v in ckpt.items() if k != "format"}
         payload["kind"] = "prune-final"
-        save_checkpoint(self.out / "final.pt", payload)
+        save_checkpoint(self.out / FINAL_CHECKPOINT, payload)
         summary: dict[str, Any] = {
             "out_dir": str(self.out),
             "met": met,
-            "judge_on": cfg.judge_on,
+            "judge_on": recipe.judge_on,
             "threshold": self.st.threshold,
             "criterion_noise": self.st.noise,
             "dense_acc": self.st.dense_acc,
             "dense_test_acc": self.st.dense_test_acc,
             "dense_weights": self.st.dense_weights,
             "final": final.model_dump(mode="json"),
-            "final_checkpoint": "final.pt",
+            "final_checkpoint": FINAL_CHECKPOINT,
             "final_onnx": None,
             "final_cost": None,
             "stages": self.st.stage_results,
             "records": len(self.log),
             "epochs_total": self.st.epochs_total,
             "wall_s": round(self._wall(), 3),
-            "fixes": [
-                "optimizer and scheduler rebuilt on the rewound parameters after every rewind",
-                "compression measured from non-zero quantized weights (formula ratio reported beside it)",
-                "structured shrinking keeps the trained weights and quantizer scales",
-            ],
         }
         if not met:
-            self._say("warning: no model met the criterion; final.pt is the starting model")
-        if cfg.export:
-            from amcprune.models import load_model
-
-            model, spec, _ = load_model(self.out / "final.pt")
+            self.say("warning: no model met the criterion; final.pt is the starting model")
+        if recipe.export:
             try:
-                from amcprune.export import export_qonnx
-
-                export_qonnx(model, self.out / "final.onnx")
-                summary["final_onnx"] = "final.onnx"
-                from amcprune.cost import model_cost
-
-                cost = model_cost(self.out / "final.onnx")
-                summary["final_cost"] = {"bops": cost.bops, "weight_bits": cost.weight_bits, "score": cost.score,
-                                         "weights": cost.weights, "nonzero_weights": cost.nonzero_weights,
-                                         "sparsity": cost.sparsity, "warnings": list(cost.warnings)}
+                summary["final_cost"] = self.measurer.export(self.out / FINAL_CHECKPOINT, self.out / FINAL_ONNX)
+                summary["final_onnx"] = FINAL_ONNX
             except Exception as exc:  # final.pt is on disk already; report the failure instead of losing the run
                 summary["export_error"] = f"{type(exc).__name__}: {exc}"
-                self._say(f"warning: export/cost of final.pt failed: {exc}")
-        write_json_atomic(self.out / "summary.json", summary)
-        self._say(
-            f"final model: {final.path} ({cfg.judge_on} acc {_fmt(final.criterion_acc)}, test {_fmt(final.test_acc)}, "
-            f"compression {_fmt(final.stats.get('compression'), 2)}x)"
+                self.say(f"warning: export/cost of final.pt failed: {exc}")
+        check(PruneSummary, summary, self.out / SUMMARY_FILE)
+        write_json_atomic(self.out / SUMMARY_FILE, summary)
+        self.say(
+            f"final model: {final.path} ({recipe.judge_on} acc {_fmt(final.criterion_acc)}, test "
+            f"{_fmt(final.test_acc)}, compression {_fmt(final.stats.get('compression'), 2)}x)"
             + (f", score {summary['final_cost']['score']:.6f}" if summary.get("final_cost") else "")
         )
         return summary
+
+
+def check_recipe(recipe: Recipe, model: nn.Module, spec: Any, measurer: Measurer | None) -> None:
+    """Everything about a recipe that can fail on this model, before anything is trained or written."""
+    if (recipe.cost or recipe.export or any(s.needs_measurer for s in recipe.stages)) and measurer is None:
+        raise AmcpruneError("the recipe scores models (cost, export, or a cost-aware stage) but no measurer was "
+                            "given: pass amcprune.pipeline.measure.QonnxMeasurer(), or set cost and export to false")
+    for stage in recipe.stages:
+        stage_kind(stage.kind).check(model, spec, stage)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -678,12 +614,21 @@ class PruneRun:
 # ---------------------------------------------------------------------------------------------------
 def _prepare_dir(out: Path, resume: bool, force: bool) -> bool:
     """Returns True when a state to resume from exists."""
-    prepare_run_dir(out, RUN_FILES, resume=resume, force=force, kind="prune run")
-    return resume and (out / "state.pt").is_file()
+    prepare_run_dir(out, PRUNE_RUN_FILES, resume=resume, force=force, kind="prune run")
+    return resume and (out / STATE_FILE).is_file()
+
+
+def stored_recipe(stored: dict[str, Any], where: str) -> Recipe:
+    """The recipe in a run's ``config.yaml`` (runs written before recipes existed stored a prune config)."""
+    if isinstance(stored.get("recipe"), dict):
+        return Recipe.from_dict(stored["recipe"], source=f"{where}: recipe")
+    if isinstance(stored.get("prune"), dict):
+        return PruneConfig.from_dict(stored["prune"], source=f"{where}: prune").to_recipe()
+    raise AmcpruneError(f"{where}: no recipe stored")
 
 
 def prune_run(
-    config: PruneConfig | None,
+    config: Recipe | PruneConfig | None,
     source: str | os.PathLike | None,
     data_path: str | os.PathLike | None,
     out_dir: str | os.PathLike,
@@ -691,30 +636,30 @@ def prune_run(
     train_config: Any | None = None,
     train_overrides: dict[str, Any] | None = None,
     data: Any | None = None,
+    measurer: Measurer | None = None,
     resume: bool = False,
     force: bool = False,
     quiet: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Prune the model at ``source`` (a checkpoint or run directory) on ``data_path`` into ``out_dir``.
+    """Run the recipe ``config`` (or the recipe a :class:`PruneConfig` stands for) on the model at ``source``
+    (a checkpoint or run directory) with ``data_path`` into ``out_dir``.
 
     ``train_config`` defaults to the one the source was trained with (``train_overrides`` change fields of
-    it). ``data`` (an ``InMemoryData``) replaces loading ``data_path``. With ``resume=True`` the configs,
-    source and data file stored in ``out_dir/config.yaml`` are used and the run continues from ``state.pt``.
-    Returns the summary (also written to ``summary.json``).
+    it). ``data`` (an ``InMemoryData``) replaces loading ``data_path``. ``measurer`` scores and exports models
+    (needed unless the recipe sets ``cost`` and ``export`` to false). With ``resume=True`` the recipe, train
+    config, source and data file stored in ``out_dir/config.yaml`` are used and the run continues from
+    ``state.pt``. Returns the summary (also written to ``summary.json``).
     """
-    from amcprune.data import radioml
-    from amcprune.models import build_model, load_model, validate_spec
-    from amcprune.train.config import TrainConfig
-
+    recipe = config.to_recipe() if isinstance(config, PruneConfig) else config
     out = Path(out_dir)
     has_state = _prepare_dir(out, resume, force)
     if resume:
-        stored = yaml.safe_load((out / "config.yaml").read_text()) or {}
-        stored_cfg = PruneConfig.from_dict(stored.get("prune"))
-        if config is not None and config.model_dump() != stored_cfg.model_dump():
-            raise AmcpruneError(f"{out}: cannot resume with different prune options (omit them with --resume)")
-        config = stored_cfg
+        stored = yaml.safe_load((out / CONFIG_FILE).read_text()) or {}
+        stored_rec = stored_recipe(stored, f"{out}/{CONFIG_FILE}")
+        if recipe is not None and recipe.model_dump() != stored_rec.model_dump():
+            raise AmcpruneError(f"{out}: cannot resume with a different recipe (omit the prune options with --resume)")
+        recipe = stored_rec
         train_config = TrainConfig.from_dict(stored.get("train"))
         source = stored.get("source")
         stored_data = stored.get("data") or {}
@@ -724,16 +669,15 @@ def prune_run(
                 fingerprint = radioml.data_fingerprint(data_path)
                 if fingerprint != stored_data["fingerprint"]:
                     raise AmcpruneError(f"{data_path}: data fingerprint differs from the run's: resume with the same file")
-        start_spec = validate_spec(stored.get("model"), f"{out}/config.yaml")
+        start_spec = validate_spec(stored.get("model"), f"{out}/{CONFIG_FILE}")
     else:
-        if config is None:
-            raise AmcpruneError("no prune config given")
+        if recipe is None:
+            raise AmcpruneError("no recipe given")
         if source is None:
             raise AmcpruneError("no model to prune given (--from)")
         source_path = resolve_source(source)
         start_model, start_spec, ckpt = load_model(source_path)
-        for stage in config.stages():  # before anything is written to the run directory
-            check_selection(start_model, stage.criterion, config.exclude, config.layer_rates, start_spec)
+        check_recipe(recipe, start_model, start_spec, measurer)  # before anything is written to the run directory
         if train_config is None:
             train_config = train_config_for(source, ckpt)
         source = str(source_path.resolve())
@@ -750,41 +694,44 @@ def prune_run(
 
     if not resume:
         header = {
-            "prune": config.model_dump(mode="json"),
+            "recipe": recipe.model_dump(mode="json"),
             "train": train_config.model_dump(mode="json"),
             "source": source,
             "data": {"path": str(Path(data_path).resolve()) if data_path is not None else None,
                      "fingerprint": getattr(data, "fingerprint", None)},
             "model": start_spec.model_dump(mode="json"),
         }
-        write_text_atomic(out / "config.yaml", yaml.safe_dump(header, sort_keys=False))
+        write_text_atomic(out / CONFIG_FILE, yaml.safe_dump(header, sort_keys=False))
+
+    def make_run(model: nn.Module, spec: Any) -> PruneRun:
+        return PruneRun(recipe, train_config, out, model=model, spec=spec, data=data, measurer=measurer, quiet=quiet,
+                        on_epoch=on_epoch)
 
     if has_state:
-        state = load_checkpoint(out / "state.pt")
+        state = load_checkpoint(out / STATE_FILE)
         if state.get("kind") != STATE_KIND:
-            raise AmcpruneError(f"{out / 'state.pt'}: not a prune state")
-        spec = validate_spec(state["spec"], f"{out / 'state.pt'}")
+            raise AmcpruneError(f"{out / STATE_FILE}: not a prune state")
+        spec = validate_spec(state["spec"], f"{out / STATE_FILE}")
         with torch.random.fork_rng(devices=[]):
             model = build_model(spec)
         load_model_state(model, state["model"], state.get("masks") or None)
-        run = PruneRun(config, train_config, out, model=model, spec=spec, data=data, quiet=quiet, on_epoch=on_epoch)
+        run = make_run(model, spec)
         run.restore(state)
         if run.st.phase == "done":
             return run.finish()
     else:
         model, spec, _ = load_model(source)
-        run = PruneRun(config, train_config, out, model=model, spec=spec, data=data, quiet=quiet, on_epoch=on_epoch)
+        run = make_run(model, spec)
         run.log.truncate(0)
-        truncate_jsonl(out / "epochs.jsonl", 0)
+        truncate_jsonl(out / EPOCHS_FILE, 0)
         run.start()
     return run.run()
 
 
 def read_records(out_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    from amcprune.utils.atomic import read_jsonl
+    """The records of a run as written (``amcprune.outputs.read_records`` gives them typed)."""
+    return read_jsonl(Path(out_dir) / RECORDS_FILE)
 
-    return read_jsonl(Path(out_dir) / "records.jsonl")
 
-
-__all__ = ["PruneRun", "RunState", "SavedModel", "load_data", "prune_run", "read_records", "remap_optimizer_state",
-           "train_config_for"]
+__all__ = ["PruneRun", "RunState", "SavedModel", "check_recipe", "load_data", "prune_run", "read_records",
+           "remap_optimizer_state", "stored_recipe", "train_config_for"]

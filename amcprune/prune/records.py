@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from amcprune.outputs import RECORDS_CSV, RECORDS_FILE, PruneRecord, check
 from amcprune.prune.criteria import prunable_layers
 from amcprune.prune.shrink import effective
 from amcprune.utils.atomic import append_jsonl, read_jsonl, write_text_atomic
@@ -145,8 +146,8 @@ class RecordLog:
 
     def __init__(self, out_dir: str | os.PathLike) -> None:
         self.out_dir = Path(out_dir)
-        self.jsonl = self.out_dir / "records.jsonl"
-        self.csv = self.out_dir / "records.csv"
+        self.jsonl = self.out_dir / RECORDS_FILE
+        self.csv = self.out_dir / RECORDS_CSV
         self.records: list[dict] = read_jsonl(self.jsonl)
 
     def __len__(self) -> int:
@@ -159,6 +160,7 @@ class RecordLog:
 
     def append(self, record: dict) -> dict:
         record = {"record": len(self.records), **record}
+        check(PruneRecord, record, self.jsonl)  # what the report reads is what is written
         append_jsonl(self.jsonl, record)
         self.records.append(record)
         self.write_csv()

@@ -251,4 +251,5 @@ def shrink_with_spec(model: nn.Module, spec: Any) -> tuple[Any, ShrinkResult]:
     kept = plan_shrink(model)
     result = shrink_model(model, rebuild, kept)
     new_spec = validate_spec(spec_with_widths(spec, model, result.widths_after).model_dump(mode="json"))
+    model.spec = new_spec  # the model was shrunk in place: the spec it carries must say so
     return new_spec, result

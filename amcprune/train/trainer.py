@@ -89,6 +89,8 @@ class Trainer:
             self.device = resolve_device(config.device)
         if config.threads:
             torch.set_num_threads(config.threads)
+        if data is not None:  # frames coded for another input quantizer or length would train silently wrong
+            data.check_model_spec(getattr(model, "spec", None))
         self.model = model.to(self.device)
         self.data = data
         self.quiet = config.quiet if quiet is None else quiet

@@ -88,12 +88,14 @@ def test_prune_cli_named_settings_and_new_refusals(files, capsys):
                         "--max-drop", "0.5", "--max-epochs", "1", "--max-iterations", "1", "--no-cost", "--no-export",
                         "--threads", "1", "--quiet")
     assert code == 0, err
-    stored = yaml.safe_load((out / "config.yaml").read_text())["prune"]
+    stored = yaml.safe_load((out / "config.yaml").read_text())["recipe"]
     # The published recipe's settings, with the options given on the command line on top.
-    assert (stored["finetune"], stored["judge_at"], stored["p"], stored["p_min"], stored["max_epochs"]) == (
-        "train", "epoch", [0.2], [0.05], 1)
+    stage = stored["stages"][0]
+    assert (stored["name"], stored["max_drop"]) == ("fmp-2021", 0.5)
+    assert (stage["finetune"], stage["judge_at"], stage["p"], stage["p_min"], stage["max_epochs"]) == (
+        "train", "epoch", 0.2, 0.05, 1)
     for args, message in (
-        (["--settings", "lottery"], "unknown prune settings 'lottery'"),
+        (["--settings", "lottery"], "lottery: neither a named recipe"),
         (["--p", "0.2", "--p-min", "0.5"], "p_min (0.5) is above p (0.2)"),
         (["--max-epochs", "0"], "max_epochs"),
         (["--exclude", "*"], "leave no layer to prune"),
@@ -103,3 +105,36 @@ def test_prune_cli_named_settings_and_new_refusals(files, capsys):
                             "--threads", "1", "--quiet", *args)
         assert code == 2 and message in err and "Traceback" not in err, (args, err)
         assert len(err.strip().splitlines()) == 1
+
+
+def test_prune_cli_dumps_a_recipe_that_runs_as_the_options_did(files, capsys):
+    import yaml
+
+    root, h5, ckpt = files
+    options = ["--method", "fmp", "--criterion", "structured,global", "--p", "0.3", "--max-drop", "0.5",
+               "--max-epochs", "1", "--max-iterations", "1", "--no-cost", "--no-export"]
+    code, stdout, err = _run(capsys, "--out", root / "unused", *options, "--dump-recipe")
+    assert code == 0, err
+    assert not (root / "unused").exists()  # dumping runs nothing
+    dumped = yaml.safe_load(stdout)
+    assert [(s["kind"], s["criterion"], s["p"]) for s in dumped["stages"]] == [
+        ("fmp", "structured", 0.3), ("fmp", "global", 0.3)]
+    recipe_file = root / "recipe.yaml"
+    recipe_file.write_text(stdout)
+    common = ["--from", ckpt, "--data", h5, "--threads", "1", "--quiet"]
+    code, _, err = _run(capsys, *common, "--out", root / "by-options", *options)
+    assert code == 0, err
+    code, _, err = _run(capsys, *common, "--out", root / "by-recipe", "--recipe", recipe_file)
+    assert code == 0, err
+
+    def rows(run):
+        return [{k: v for k, v in json.loads(line).items() if k != "wall_s"}
+                for line in (root / run / "records.jsonl").read_text().splitlines()]
+
+    assert rows("by-options") == rows("by-recipe") and rows("by-recipe")
+    # Options on top of a recipe; a recipe and a flat config together are refused.
+    code, stdout, err = _run(capsys, "--out", root / "unused", "--recipe", recipe_file, "--p", "0.1,0.2",
+                             "--dump-recipe")
+    assert code == 0 and [s["p"] for s in yaml.safe_load(stdout)["stages"]] == [0.1, 0.2]
+    code, _, err = _run(capsys, *common, "--out", root / "both", "--recipe", recipe_file, "--config", recipe_file)
+    assert code == 2 and "not both" in err

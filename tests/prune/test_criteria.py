@@ -170,3 +170,33 @@ def test_masks_survive_training_steps(criterion):
     assert counts["unmasked_weights"] == sum(int(m.weight_mask.sum()) if hasattr(m, "weight_mask") else m.weight.numel()
                                              for _, m in prunable_layers(model))
     assert counts["nonzero_weights"] <= counts["unmasked_weights"]
+
+
+def test_weight_costs_prune_the_costlier_layers_first():
+    """With every layer's magnitudes alike, a global rate ranked by magnitude / cost takes the weights of the
+    costly layer before any of the cheap ones; without costs the same rate spreads over both."""
+    model = _model()
+    layers = prunable_layers(model)
+    torch.manual_seed(1)
+    for _, m in layers:
+        with torch.no_grad():
+            m.weight.copy_(torch.rand_like(m.weight) + 0.5)  # magnitudes in [0.5, 1.5) in every layer
+    first, rest = layers[0][0], [n for n, _ in layers[1:]]
+    dense = _remaining(model)
+    costs = {first: 100.0, **{n: 1.0 for n in rest}}
+    # Fewer weights than the first layer holds: all of them come from it (1.5 / 100 < 0.5 / 1).
+    amount = 0.5 * dense[first] / sum(dense.values())
+    report = prune_model(model, "global", amount, weight_costs=costs)
+    after = _remaining(model)
+    assert dense[first] - after[first] == report.pruned and report.pruned > 0
+    assert all(after[n] == dense[n] for n in rest)
+    plain = _model()
+    for (_, m), (_, src) in zip(prunable_layers(plain), layers):
+        with torch.no_grad():
+            m.weight.copy_(src.weight_orig)
+    prune_model(plain, "global", amount)
+    assert any(_remaining(plain)[n] < dense[n] for n in rest)
+    with pytest.raises(AmcpruneError, match="need the global criterion"):
+        prune_model(_model(), "layer", 0.2, weight_costs=costs)
+    with pytest.raises(AmcpruneError, match="no positive weight cost"):
+        prune_model(_model(), "global", 0.2, weight_costs={first: 1.0})

@@ -20,6 +20,7 @@ from amcprune.prune.criteria import prunable_layers
 from amcprune.prune.engine import PruneRun, prune_run, read_records
 from amcprune.prune.records import weight_counts
 from amcprune.prune.schedule import formula_ratio, initial_state
+from amcprune.prune.stages import stage_kind
 from amcprune.utils.atomic import read_jsonl
 
 
@@ -98,10 +99,12 @@ def test_records_measure_what_they_report(full_run, setup):
             assert rec["p"] == pytest.approx(rec["old_p"] / 2)
     # Structured pruning shrank the network: fewer total weights than the dense model.
     assert min(r["weights"] for r in records) < dense
-    # Every iteration fine-tunes from a fresh optimizer at a tenth of the train rate, decayed to zero by its end.
+    # Every iteration fine-tunes from a fresh optimizer at the default fraction of the train rate, decayed to
+    # zero by its end.
     train_lr = tiny_train_config().lr
+    scale = PruneConfig.model_fields["finetune_lr_scale"].default
     for line in read_jsonl(out / "epochs.jsonl"):
-        assert line["lr"] == pytest.approx(0.1 * train_lr) and line["lr_end"] == pytest.approx(0.0, abs=1e-12)
+        assert line["lr"] == pytest.approx(scale * train_lr) and line["lr_end"] == pytest.approx(0.0, abs=1e-12)
     # records.csv mirrors records.jsonl.
     with open(out / "records.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -177,18 +180,18 @@ def test_rewind_restores_the_weights_and_trains_them_with_a_fresh_optimizer(setu
     run = PruneRun(_fmp_config(criteria="global", max_epochs=4), tiny_train_config(), tmp_path / "run", model=model, spec=spec,
                    data=data, quiet=True)
     run.start()
-    run.st.schedule = initial_state(run.stages[0])
-    run._prune(0.5)
+    run.st.schedule = initial_state(run.stage_spec.settings())
+    stage_kind("fmp")._prune(run, run.stage_spec, 0.5)
     run.trainer.train_epoch()
     conv = lambda: dict(run.model.named_modules())["5"]  # noqa: E731  (conv1; the module object changes on rewind)
     mask = conv().weight_mask.detach().clone()
     saved = (conv().weight_orig * mask).detach().clone()  # checkpoints hold the weights with masks burned in
     effective = lambda: (conv().weight_orig * conv().weight_mask).detach()  # noqa: E731
-    run._save_model("iterations/point.pt", {})
+    run.save_model("iterations/point.pt", {})
     run.trainer.train_epoch()
     assert not torch.equal(effective(), saved)
 
-    run._load_model("iterations/point.pt")
+    run.load_model("iterations/point.pt")
     assert torch.equal(effective(), saved) and torch.equal(conv().weight_mask, mask)  # rewound
     ids = {id(p) for p in run.model.parameters()}
     assert all(id(p) in ids for g in run.trainer.optimizer.param_groups for p in g["params"])
@@ -197,9 +200,9 @@ def test_rewind_restores_the_weights_and_trains_them_with_a_fresh_optimizer(setu
     assert torch.count_nonzero(conv().weight[~mask.bool()]) == 0  # and the mask still holds
 
     # The defect: keep the old optimizer after rebuilding. Then the conv weights never change again.
-    run._load_model("iterations/point.pt")
+    run.load_model("iterations/point.pt")
     monkeypatch.setattr(run.trainer, "reset_optimizer", lambda *a, **k: None)
-    run._load_model("iterations/point.pt")
+    run.load_model("iterations/point.pt")
     run.trainer.train_epoch()
     assert torch.equal(effective(), saved)
 

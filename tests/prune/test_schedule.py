@@ -6,6 +6,7 @@ import pytest
 
 from amcprune.errors import AmcpruneError
 from amcprune.prune.config import PruneConfig
+from amcprune.prune.recipe import named_recipe
 from amcprune.prune.schedule import PRUNE, REWIND, STOP, TRAIN, StageSettings, formula_ratio, p_sequence, simulate
 
 
@@ -120,17 +121,16 @@ def test_judge_at_end_decides_only_when_the_budget_is_spent():
     assert p_sequence(steps) == [0.2, 0.2, 0.1, 0.1]
 
 
-def test_named_settings_and_p_min_above_p():
-    from amcprune.prune.named import named_settings
-
-    legacy = PruneConfig.from_dict({**named_settings("fmp-2021"), "target": 0.56})
-    assert (legacy.judge_at, legacy.finetune, legacy.p, legacy.max_epochs) == ("epoch", "train", [0.2], 10)
-    default = PruneConfig.from_dict({"max_drop": 0.02})
-    ours = PruneConfig.from_dict({**named_settings("fmp"), "max_drop": 0.02})
-    assert (default.judge_at, default.finetune) == (ours.judge_at, ours.finetune) == ("end", "cosine")
-    assert default.finetune_lr_for(0.01) == pytest.approx(0.001)
-    with pytest.raises(AmcpruneError, match="unknown prune settings"):
-        named_settings("lottery")
+def test_named_recipes_and_p_min_above_p():
+    legacy = named_recipe("fmp-2021", target=0.56).stages[0]
+    assert (legacy.judge_at, legacy.finetune, legacy.p, legacy.max_epochs) == ("epoch", "train", 0.2, 10)
+    default = PruneConfig.from_dict({"max_drop": 0.02}).to_recipe().stages[0]
+    ours = named_recipe("fmp", max_drop=0.02).stages[0]
+    # The shorthand's defaults are the fmp recipe.
+    assert default.model_dump() == ours.model_dump()
+    assert default.finetune_lr_for(0.01) == pytest.approx(0.003)
+    with pytest.raises(AmcpruneError, match="neither a named recipe"):
+        named_recipe("lottery", target=0.5)
     with pytest.raises(AmcpruneError, match=r"p_min \(0.5\) is above p \(0.2\)"):
         PruneConfig.from_dict({"p": 0.2, "p_min": 0.5, "target": 0.5})
     with pytest.raises(AmcpruneError, match="max_epochs"):
