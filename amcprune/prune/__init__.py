@@ -17,7 +17,7 @@ from amcprune.prune.criteria import (
     prune_model,
     remove_masks,
 )
-from amcprune.prune.engine import PruneRun, load_data, prune_run, read_records, remap_optimizer_state
+from amcprune.prune.engine import PruneRun, prune_run, read_records, remap_optimizer_state
 from amcprune.prune.measurer import Measurer
 from amcprune.prune.recipe import Recipe, named_recipe, named_recipes, recipe_source, recipe_with_options
 from amcprune.prune.records import RecordLog, quantized_weight, weight_counts
@@ -57,7 +57,6 @@ __all__ = [
     "decide",
     "formula_ratio",
     "initial_state",
-    "load_data",
     "mask_channel",
     "mask_summary",
     "named_recipe",

@@ -47,8 +47,8 @@ from amcprune.prune.records import (RecordLog, criterion_noise, layer_widths, st
 from amcprune.prune.schedule import ScheduleState, formula_ratio
 from amcprune.prune.shrink import swap_children
 from amcprune.prune.stages import StageSpec, stage_kind
-from amcprune.train.config import TrainConfig, resolve_device
-from amcprune.train.data import InMemoryData
+from amcprune.train.config import TrainConfig
+from amcprune.train.data import load_data
 from amcprune.train.trainer import Trainer
 from amcprune.utils.atomic import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from amcprune.utils.checkpoint import load_checkpoint, load_model_state, model_state, save_checkpoint
@@ -175,18 +175,6 @@ def train_config_for(source: str | os.PathLike, ckpt: dict[str, Any] | None = No
             if isinstance(data, dict) and isinstance(data.get("train"), dict):
                 return TrainConfig.from_dict(data["train"])
     return TrainConfig()
-
-
-def load_data(data_path: str | os.PathLike, spec: Any, train_config: Any, quiet: bool = False):
-    """Train / val / test splits of ``data_path`` as an ``InMemoryData`` (val carved from train)."""
-    splits = radioml.load_splits(
-        data_path, val_fraction=train_config.val_fraction, val_seed=train_config.seed,
-        snr_min=train_config.train_snr_min, snr_max=train_config.train_snr_max,
-    )
-    if splits.n_classes != spec.num_classes:
-        raise AmcpruneError(f"{data_path}: the file has {splits.n_classes} classes but the model {spec.num_classes}")
-    return InMemoryData.from_file(data_path, splits, spec=spec, device=resolve_device(train_config.device),
-                                  quiet=quiet, class_names=list(splits.class_names))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -733,5 +721,5 @@ def read_records(out_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return read_jsonl(Path(out_dir) / RECORDS_FILE)
 
 
-__all__ = ["PruneRun", "RunState", "SavedModel", "check_recipe", "load_data", "prune_run", "read_records",
+__all__ = ["PruneRun", "RunState", "SavedModel", "check_recipe", "prune_run", "read_records",
            "remap_optimizer_state", "stored_recipe", "train_config_for"]

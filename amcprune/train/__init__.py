@@ -11,7 +11,7 @@ Public API::
 """
 
 from amcprune.train.config import TrainConfig, resolve_device
-from amcprune.train.data import InMemoryData, Split
+from amcprune.train.data import InMemoryData, Split, load_data
 from amcprune.train.evaluate import EvalResult, evaluate_checkpoint, evaluate_model, load_trained, write_eval
 from amcprune.train.run import train_run
 from amcprune.train.trainer import Trainer, load_runtime_stats_state, runtime_stats_state
@@ -24,6 +24,7 @@ __all__ = [
     "Trainer",
     "evaluate_checkpoint",
     "evaluate_model",
+    "load_data",
     "load_runtime_stats_state",
     "load_trained",
     "resolve_device",

@@ -41,6 +41,7 @@ from amcprune.data import radioml
 from amcprune.data.classes import CLASSES
 from amcprune.errors import AmcpruneError
 from amcprune.models import ModelSpec, dequantize_input, input_quant_info, quantize_input_int8
+from amcprune.train.config import resolve_device
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -331,3 +332,15 @@ class InMemoryData:
 
     def n_batches(self, split: str, batch_size: int) -> int:
         return math.ceil(self.size(split) / batch_size)
+
+
+def load_data(data_path: str | os.PathLike, spec: Any, train_config: Any, quiet: bool = False):
+    """Train / val / test splits of ``data_path`` as an ``InMemoryData`` (val carved from train)."""
+    splits = radioml.load_splits(
+        data_path, val_fraction=train_config.val_fraction, val_seed=train_config.seed,
+        snr_min=train_config.train_snr_min, snr_max=train_config.train_snr_max,
+    )
+    if splits.n_classes != spec.num_classes:
+        raise AmcpruneError(f"{data_path}: the file has {splits.n_classes} classes but the model {spec.num_classes}")
+    return InMemoryData.from_file(data_path, splits, spec=spec, device=resolve_device(train_config.device),
+                                  quiet=quiet, class_names=list(splits.class_names))
