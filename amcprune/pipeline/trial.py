@@ -35,8 +35,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import h5py
+import torch
 
+from amcprune.cost import model_cost
+from amcprune.data.radioml import RadioMLFile
+from amcprune.data.synth import GENERATOR_VERSION, write_synthetic
 from amcprune.errors import AmcpruneError
+from amcprune.export import export_qonnx, verify_export
+from amcprune.models import load_model, validate_spec
 from amcprune.outputs import (
     CONFIG_FILE,
     COST_DENSE_FILE,
@@ -65,6 +71,11 @@ from amcprune.outputs import (
 )
 from amcprune.pipeline.config import TrialConfig
 from amcprune.pipeline.measure import QonnxMeasurer
+from amcprune.prune.engine import prune_run
+from amcprune.report import write_report
+from amcprune.train.data import load_data
+from amcprune.train.evaluate import evaluate_model, write_eval
+from amcprune.train.run import train_run
 from amcprune.utils.atomic import write_json_atomic, write_text_atomic
 from amcprune.utils.rundir import MANIFEST_NAME, _clear_recorded, lock_run_dir
 
@@ -141,15 +152,11 @@ class _Trial:
     def data(self):
         """The train / val / test splits in memory, loaded once for the prune and evaluation stages."""
         if self._data is None:
-            from amcprune.prune.engine import load_data
-
             spec = self.dense_spec()
             self._data = load_data(self.data_path, spec, self.config.train_config(), quiet=self.quiet)
         return self._data
 
     def dense_spec(self):
-        from amcprune.models import validate_spec
-
         return validate_spec(self.state["model"], "trial model spec")
 
     # --- stages ----------------------------------------------------------------------------------
@@ -160,23 +167,17 @@ class _Trial:
             ensure_synthetic(d.synth_config(), path, workers=d.synth_workers, quiet=self.quiet, say=self.say)
         elif not path.is_file():
             raise AmcpruneError(f"{path}: no such data file")
-        from amcprune.data.radioml import RadioMLFile
-
         info = RadioMLFile(path)
         self.state["data_path"] = str(path)
         self.state["model"] = self.config.model_spec(num_classes=info.n_classes).model_dump(mode="json")
 
     def stage_train(self, resume: bool) -> None:
-        from amcprune.train.run import train_run
-
         resume = resume and (self.train_dir / CONFIG_FILE).is_file()
         # A fresh start over an earlier attempt: force deletes only the files that attempt's manifest lists.
         train_run(self.config.train_config(), self.dense_spec(), self.data_path, self.train_dir,
                   resume=resume, quiet=self.quiet, force=not resume)
 
     def stage_prune(self, resume: bool) -> None:
-        from amcprune.prune.engine import prune_run
-
         resume = resume and (self.prune_dir / CONFIG_FILE).is_file()
         prune_run(
             None if resume else self.config.prune_config(), None if resume else self.train_dir, self.data_path,
@@ -185,9 +186,6 @@ class _Trial:
         )
 
     def _evaluate(self, source: Path, out_dir: Path) -> dict[str, Any]:
-        from amcprune.models import load_model
-        from amcprune.train.evaluate import evaluate_model, write_eval
-
         model, _, _ = load_model(source)
         model.to(self.data().device)
         tc = self.config.train_config()
@@ -202,20 +200,12 @@ class _Trial:
         return self._evaluate(self.prune_dir / FINAL_CHECKPOINT, self.prune_dir / EVAL_FINAL_DIR)
 
     def stage_cost_dense(self) -> dict[str, Any]:
-        from amcprune.cost import model_cost
-        from amcprune.models import load_model
-
         model, _, _ = load_model(self.train_dir)
         cost = model_cost(model).to_dict()
         write_json_atomic(self.prune_dir / COST_DENSE_FILE, cost)
         return {k: cost.get(k) for k in ("bops", "weight_bits", "score")}
 
     def stage_export(self) -> dict[str, Any]:
-        import torch
-
-        from amcprune.export import export_qonnx, verify_export
-        from amcprune.models import load_model
-
         model, _, _ = load_model(self.prune_dir / FINAL_CHECKPOINT)
         onnx_path = self.prune_dir / FINAL_ONNX
         if not onnx_path.is_file():  # the prune run exports it unless its config says export: false
@@ -235,15 +225,11 @@ class _Trial:
         return out
 
     def stage_cost_final(self) -> dict[str, Any]:
-        from amcprune.cost import model_cost
-
         cost = model_cost(self.prune_dir / FINAL_ONNX).to_dict()
         write_json_atomic(self.prune_dir / COST_FINAL_FILE, cost)
         return {k: cost.get(k) for k in ("bops", "weight_bits", "score")}
 
     def stage_report(self) -> dict[str, Any]:
-        from amcprune.report import write_report
-
         html, md = write_report(self.prune_dir, out_dir=self.out)
         return {"html": html.name, "md": md.name}
 
@@ -385,8 +371,6 @@ def synthetic_matches(path: Path, config) -> bool:
     if not path.is_file():
         return False
     try:
-        from amcprune.data.synth import GENERATOR_VERSION  # the generator is imported only when data is made
-
         with h5py.File(path, "r") as f:
             stored = f.attrs.get("amcprune_synth_config")
             version = f.attrs.get("generator_version")
@@ -426,8 +410,6 @@ def ensure_synthetic(config, path: str | os.PathLike, workers: int = 1, quiet: b
     An existing file is replaced only when amcprune wrote it (an older or other synthetic config); anything
     else at ``path`` (a user's recording) is refused with an error, never overwritten.
     """
-    from amcprune.data.synth import write_synthetic
-
     path = Path(path)
     if synthetic_matches(path, config):
         return path
