@@ -18,7 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from amcprune.data import radioml
+from amcprune.data.classes import CLASSES
 from amcprune.errors import AmcpruneError
+from amcprune.models import load_model
+from amcprune.train.config import TrainConfig, resolve_device
+from amcprune.train.data import InMemoryData, to_model_layout
+from amcprune.utils.atomic import write_json_atomic
 
 DEFAULT_CONFUSION_SNRS = (-10, 0, 10, 30)
 
@@ -210,8 +216,6 @@ def evaluate_model(
 
     Frames: ``data`` (n, 1024, 2) or (n, 2, 1024) float array/tensor with ``labels`` (n,) and ``snrs`` (n,).
     """
-    from amcprune.train.data import InMemoryData, to_model_layout
-
     if isinstance(data, InMemoryData):
         names = class_names or data.class_names
         batches = data.batches(split, batch_size)
@@ -227,8 +231,6 @@ def evaluate_model(
         if not (len(x) == len(y) == len(s)):
             raise AmcpruneError(f"frames ({len(x)}), labels ({len(y)}) and snrs ({len(s)}) differ in length")
         if class_names is None:
-            from amcprune.data.classes import CLASSES
-
             class_names = list(CLASSES)
         names = class_names
         dev = torch.device(device)
@@ -258,14 +260,12 @@ def check_eval_out(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
 def write_eval(result: EvalResult, out_dir: str | os.PathLike, *, plots: bool = True) -> dict[str, Path]:
     """Write ``eval.json`` and (with ``plots``) ``acc_vs_snr.png``, ``acc_class_snr.png``, ``confusion.png``
     and ``confusion_snr<S>.png`` for each chosen SNR. Returns the written paths."""
-    from amcprune.utils.atomic import write_json_atomic
-
     out = check_eval_out(out_dir, overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
     written = {"json": out / "eval.json"}
     write_json_atomic(written["json"], result.to_json())
     if plots:
-        from amcprune.train import plots as P
+        from amcprune.train import plots as P  # local: matplotlib is slow to load and only the plots need it
 
         written.update(P.plot_all(result, out))
     return written
@@ -273,8 +273,6 @@ def write_eval(result: EvalResult, out_dir: str | os.PathLike, *, plots: bool = 
 
 def load_trained(path: str | os.PathLike):
     """``(model, spec, checkpoint)`` from an amcprune checkpoint or a run directory (best.pt, else last.pt)."""
-    from amcprune.models import load_model
-
     return load_model(path)
 
 
@@ -300,10 +298,6 @@ def evaluate_checkpoint(
     frames. All of Y is checked (one-hot, consistent with the layout), as training does. An ``out_dir``
     that already holds an evaluation is refused unless ``overwrite``.
     """
-    from amcprune.data import radioml
-    from amcprune.train.config import TrainConfig, resolve_device
-    from amcprune.train.data import InMemoryData
-
     if batch_size < 1:
         raise AmcpruneError(f"--batch-size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:

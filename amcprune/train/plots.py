@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 
 from amcprune.utils.atomic import atomic_path
 
 
 def _plt():
-    import matplotlib
-
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # local: pyplot must load after the Agg backend is chosen
 
     return plt
 

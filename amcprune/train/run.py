@@ -28,7 +28,9 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from amcprune.data import radioml
 from amcprune.errors import AmcpruneError
+from amcprune.models import ModelSpec, build_model, load_challenge_state_dict, validate_spec
 from amcprune.outputs import (
     BEST_CHECKPOINT,
     CONFIG_FILE,
@@ -39,6 +41,7 @@ from amcprune.outputs import (
 )
 from amcprune.train.config import TrainConfig, resolve_device
 from amcprune.train.data import InMemoryData
+from amcprune.train.evaluate import evaluate_model
 from amcprune.train.trainer import Trainer
 from amcprune.utils.atomic import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from amcprune.utils.rundir import prepare_run_dir
@@ -60,8 +63,6 @@ def _spec_dict(spec: Any) -> dict[str, Any]:
 
 
 def _validate_spec(data: Any, source: str):
-    from amcprune.models import validate_spec
-
     return validate_spec(data, source)
 
 
@@ -74,8 +75,6 @@ def _load_init(model: torch.nn.Module, spec: Any, path: str | os.PathLike) -> to
         except AmcpruneError as exc:
             raise AmcpruneError(f"{path}: {exc}") from None
         return model
-    from amcprune.models import load_challenge_state_dict
-
     return load_challenge_state_dict(path, spec)
 
 
@@ -107,9 +106,6 @@ def train_run(
     arguments given anyway must agree with them (only ``RESUME_MAY_CHANGE`` train options may differ), and the
     data file must have the stored fingerprint.
     """
-    from amcprune.data import radioml
-    from amcprune.models import ModelSpec, build_model
-
     run_dir = Path(run_dir)
     if config is not None and config.epochs < 1:
         # zero epochs would leave a run directory without a checkpoint that nothing downstream can read
@@ -278,9 +274,6 @@ def train_run(
 
 
 def _summary(run_dir: Path, data: InMemoryData, spec: Any, metrics, best, config, quiet) -> dict[str, Any]:
-    from amcprune.models import build_model
-    from amcprune.train.evaluate import evaluate_model
-
     summary: dict[str, Any] = {
         "run_dir": str(run_dir),
         "epochs": len(metrics),
