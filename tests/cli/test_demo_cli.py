@@ -21,8 +21,8 @@ def test_demo_tiny_end_to_end_and_rerun(tmp_path, capsys, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("finished stages must not run again")
 
-    monkeypatch.setattr("amcprune.train.run.train_run", boom)
-    monkeypatch.setattr("amcprune.data.synth.write_synthetic", boom)
+    monkeypatch.setattr("amcprune.pipeline.trial.train_run", boom)
+    monkeypatch.setattr("amcprune.pipeline.trial.write_synthetic", boom)
     assert main(["demo", "--out", str(out), "--preset", "tiny", "--quiet"]) == 0
     assert "demo finished" in capsys.readouterr().out
 

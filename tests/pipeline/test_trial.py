@@ -63,8 +63,8 @@ def test_rerun_skips_finished_stages(finished_trial, tiny_file, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a finished stage ran again")
 
-    monkeypatch.setattr("amcprune.train.run.train_run", boom)
-    monkeypatch.setattr("amcprune.prune.engine.prune_run", boom)
+    monkeypatch.setattr("amcprune.pipeline.trial.train_run", boom)
+    monkeypatch.setattr("amcprune.pipeline.trial.prune_run", boom)
     assert run_trial(tiny_trial(tiny_file), out, quiet=True) == result
 
     # An interrupted last stage is redone, and only it.
@@ -82,19 +82,19 @@ def test_rerun_skips_finished_stages(finished_trial, tiny_file, monkeypatch):
 
 def test_interrupted_training_resumes_with_train_resume(tiny_file, tmp_path, monkeypatch):
     """A trial killed during training continues it with train_run(resume=True), then runs the rest."""
-    import amcprune.train.run as train_mod
+    import amcprune.pipeline.trial as trial_mod  # the trial calls train_run by its own name
 
     out = tmp_path / "t"
     cfg = tiny_trial(tiny_file, train={"epochs": 1, "batch_size": 128, "val_fraction": 0.2, "eval_batch_size": 512})
     calls = []
-    real = train_mod.train_run
+    real = trial_mod.train_run
 
     def stop_after_training(*args, **kwargs):
         calls.append(kwargs.get("resume"))
         real(*args, **kwargs)
         raise KeyboardInterrupt  # killed right after the epoch's checkpoint
 
-    monkeypatch.setattr(train_mod, "train_run", stop_after_training)
+    monkeypatch.setattr(trial_mod, "train_run", stop_after_training)
     with pytest.raises(KeyboardInterrupt):
         run_trial(cfg, out, quiet=True)
     state = read_trial(out)
@@ -105,8 +105,8 @@ def test_interrupted_training_resumes_with_train_resume(tiny_file, tmp_path, mon
         calls.append(kwargs.get("resume"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "train_run", recording)
-    monkeypatch.setattr("amcprune.prune.engine.prune_run", _fail_prune)
+    monkeypatch.setattr(trial_mod, "train_run", recording)
+    monkeypatch.setattr("amcprune.pipeline.trial.prune_run", _fail_prune)
     with pytest.raises(AmcpruneError, match="prune stopped for the test"):
         run_trial(cfg, out, quiet=True)
     assert calls == [False, True]
@@ -160,7 +160,7 @@ def test_force_deletes_only_files_amcprune_wrote(tiny_file, tmp_path, monkeypatc
     for path in mine:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("the user's")
-    monkeypatch.setattr("amcprune.train.run.train_run", _fail_train)
+    monkeypatch.setattr("amcprune.pipeline.trial.train_run", _fail_train)
     with pytest.raises(AmcpruneError, match="train stopped for the test"):
         run_trial(tiny_trial(tiny_file, seed=1), out, quiet=True, force=True)
     assert all(path.read_text() == "the user's" for path in mine)
