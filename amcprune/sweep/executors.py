@@ -17,12 +17,19 @@ error line (also in the trial's ``trial.json`` and ``error.txt``).
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import torch
+
 from amcprune.errors import AmcpruneError
+from amcprune.pipeline.trial import LOG_FILE, error_line, read_trial, run_trial, write_failed
 
 RAY_MISSING = "--executor ray needs Ray, which is not installed: pip install 'amcprune[ray]'"
 
@@ -36,16 +43,12 @@ def available_cores() -> int:
 
 def _set_threads(threads: int | None) -> None:
     if threads:
-        import torch
-
         torch.set_num_threads(int(threads))
         with contextlib.suppress(RuntimeError):
             torch.set_num_interop_threads(1)
 
 
 def _failed_row(name: str, trial_dir: str, error: str) -> dict[str, Any]:
-    from amcprune.pipeline.trial import read_trial, write_failed
-
     state = read_trial(trial_dir) or {}
     if state.get("status") != "failed" or state.get("error") != error:
         with contextlib.suppress(OSError):
@@ -56,8 +59,6 @@ def _failed_row(name: str, trial_dir: str, error: str) -> dict[str, Any]:
 def run_job(name: str, config: dict[str, Any], trial_dir: str, params: dict[str, Any] | None = None,
             threads: int | None = None) -> dict[str, Any]:
     """Run one trial (in a worker); returns ``{trial, status, error, trial_dir, wall_s, result}``, never raises."""
-    from amcprune.pipeline.trial import LOG_FILE, error_line, run_trial
-
     t0 = time.perf_counter()
     _set_threads(threads)
     path = Path(trial_dir)
@@ -69,8 +70,6 @@ def run_job(name: str, config: dict[str, Any], trial_dir: str, params: dict[str,
             try:
                 result = run_trial(config, path, quiet=True, params=params)
             except BaseException as exc:
-                import traceback
-
                 traceback.print_exc()
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
@@ -88,10 +87,6 @@ def run_job(name: str, config: dict[str, Any], trial_dir: str, params: dict[str,
 def run_local(jobs: Iterable[Any], workers: int, on_result: Callable[[dict[str, Any]], None],
               threads: int | None = None) -> list[dict[str, Any]]:
     """Run ``jobs`` (``TrialJob``) in ``workers`` spawned processes; ``on_result`` gets each row as it ends."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
     jobs = list(jobs)
     if not jobs:
         return []
@@ -130,7 +125,7 @@ def run_local(jobs: Iterable[Any], workers: int, on_result: Callable[[dict[str, 
 # --------------------------------------------------------------------------------------------------
 def import_ray():
     try:
-        import ray  # noqa: F401
+        import ray  # noqa: F401  (local: Ray is optional, the extra amcprune[ray])
     except ImportError:
         raise AmcpruneError(RAY_MISSING) from None
     return ray

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from amcprune.data.synth import synth_config
 from amcprune.errors import AmcpruneError
 from amcprune.pipeline.config import TrialConfig, set_path
+from amcprune.pipeline.trial import ensure_synthetic
 from amcprune.sweep.config import SweepConfig
 
 TRIALS_DIR = "trials"
@@ -74,8 +76,6 @@ def _synth_path(config: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Point a synthetic ``data`` section without a path at the sweep's shared data directory."""
     data = dict(config.get("data") or {})
     if data.get("synth") and not data.get("path"):
-        from amcprune.data.synth import synth_config
-
         try:
             sc = synth_config(data["synth"], **(data.get("synth_overrides") or {}))
         except AmcpruneError:
@@ -120,8 +120,6 @@ def expand(sweep: SweepConfig, out_dir: str | Path) -> list[TrialJob]:
 
 def prepare_data(jobs: list[TrialJob], quiet: bool = False, say=print) -> list[Path]:
     """Generate every synthetic file the trials share, once, before any trial starts (no races)."""
-    from amcprune.pipeline.trial import ensure_synthetic
-
     done: dict[str, Path] = {}
     for job in jobs:
         if job.config is None:

@@ -20,6 +20,7 @@ import yaml
 from amcprune.errors import AmcpruneError
 from amcprune.pipeline.trial import read_trial, write_failed
 from amcprune.sweep.config import SweepConfig, load_sweep
+from amcprune.sweep.executors import import_ray, run_local, run_ray
 from amcprune.sweep.grid import TrialJob, expand, prepare_data
 from amcprune.sweep.table import row_from_state, write_table
 from amcprune.utils.atomic import write_text_atomic
@@ -69,8 +70,6 @@ def run_sweep(
         raise AmcpruneError(f"--workers must be >= 1, got {workers}")
     ray_address = ray_address or config.ray_address
     if executor == "ray":
-        from amcprune.sweep.executors import import_ray
-
         import_ray()  # fail before any work when Ray is missing
     if out.exists() and not out.is_dir():
         raise AmcpruneError(f"{out}: exists and is not a directory")
@@ -127,12 +126,8 @@ def run_sweep(
             table()
 
         if executor == "local":
-            from amcprune.sweep.executors import run_local
-
             run_local(todo, workers, on_result)
         else:
-            from amcprune.sweep.executors import run_ray
-
             run_ray(todo, on_result, address=ray_address, workers=workers if workers > 1 else None)
     csv_path, md_path, plot = table()
     ordered = [rows[n] for n in names]

@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from amcprune.pipeline.trial import read_trial
+from amcprune.sweep.grid import TRIALS_DIR
 from amcprune.utils.atomic import atomic_path, write_text_atomic
 
 CSV_NAME = "results.csv"
@@ -60,9 +62,6 @@ def row_from_state(name: str, state: dict[str, Any] | None, params: dict[str, An
 
 def collect_rows(sweep_dir: str | Path, names: list[str] | None = None) -> list[dict[str, Any]]:
     """Rows of the trials under ``sweep_dir/trials`` (in ``names`` order when given)."""
-    from amcprune.pipeline.trial import read_trial
-    from amcprune.sweep.grid import TRIALS_DIR
-
     root = Path(sweep_dir) / TRIALS_DIR
     if names is None:
         names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
@@ -150,10 +149,10 @@ def plot_pareto(rows: list[dict[str, Any]], path: str | Path, target: float | No
                 acc_key: str = "test_accuracy") -> Path | None:
     """Score (log scale) against test accuracy; the Pareto front as a step line, the accuracy target as a
     vertical line (``target``, else the trials' thresholds: one line if they agree, else their range)."""
-    import matplotlib
+    import matplotlib  # local: matplotlib is slow to load and only the Pareto plot needs it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # local: pyplot must load after the Agg backend is chosen
 
     pts = [(r, _num(r.get(acc_key)), _num(r.get("score"))) for r in rows]
     pts = [(r, a, s) for r, a, s in pts if a is not None and s is not None]

@@ -106,7 +106,7 @@ def test_rerun_skips_finished_trials(local_sweep, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("no trial should run again")
 
-    monkeypatch.setattr("amcprune.sweep.executors.run_local", boom)
+    monkeypatch.setattr("amcprune.sweep.run.run_local", boom)
     res = run_sweep(cfg, out, workers=2, executor="local", quiet=True)
     assert res["ran"] == 0 and res["skipped"] == 2 and res["failed"] == 2
     assert [r.get("score") for r in res["rows"]] == [r.get("score") for r in first["rows"]]
