@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import h5py
 import numpy as np
+from tqdm import tqdm
 
 from amcprune.data.classes import CLASSES, FRAME_LENGTH
 from amcprune.data.split import carve_validation, prescribed_split, split_fingerprint
@@ -44,8 +46,6 @@ _MAX_SHOWN_INDICES = 5
 
 
 def _open_h5(path: Path):
-    import h5py
-
     if not path.exists():
         raise AmcpruneError(f"{path}: file not found")
     if not path.is_file():
@@ -113,8 +113,6 @@ class RadioMLFile:
 
     # -- validation ---------------------------------------------------------------------------------
     def _check(self, f, frame_length: int | None) -> None:
-        import h5py
-
         for name in ("X", "Y", "Z"):
             if name not in f:
                 raise self.error(f"missing dataset '{name}' (a RadioML file holds X, Y and Z)")
@@ -268,8 +266,6 @@ def check_all_labels(rf: RadioMLFile, chunk_frames: int = 65536, quiet: bool = F
         dy = f["Y"]
         bar = None
         if not quiet and rf.n_frames >= 10 * chunk_frames:
-            from tqdm import tqdm
-
             bar = tqdm(total=rf.n_frames, unit="frame", desc="checking labels", leave=False)
         try:
             for lo in range(0, rf.n_frames, chunk_frames):
@@ -368,8 +364,6 @@ def read_frames(
         dx, dy, dz = f["X"], f["Y"], f["Z"]
         bar = None
         if show:
-            from tqdm import tqdm
-
             bar = tqdm(total=int(uniq.size), unit="frame", desc=f"reading {rf.path.name}", leave=False)
         try:
             for lo, hi, pos in _plan_reads(uniq, rf.frames_per_pair):
@@ -406,8 +400,6 @@ def iter_frames(
     uniq = np.unique(np.asarray(indices, dtype=np.int64).reshape(-1))
     bar = None
     if not quiet and uniq.size >= _PROGRESS_MIN_FRAMES:
-        from tqdm import tqdm
-
         bar = tqdm(total=int(uniq.size), unit="frame", desc=f"reading {rf.path.name}", leave=False)
     try:
         for lo in range(0, uniq.size, max(1, int(chunk_frames))):
@@ -443,8 +435,6 @@ def check_finite(
             reads = [(lo, hi, uniq[pos]) for lo, hi, pos in _plan_reads(uniq, rf.frames_per_pair)]
         bar = None
         if not quiet and total >= _PROGRESS_MIN_FRAMES:
-            from tqdm import tqdm
-
             bar = tqdm(total=total, unit="frame", desc=f"checking {rf.path.name}", leave=False)
         try:
             for lo, hi, sel in reads:
@@ -513,8 +503,6 @@ def content_sha256(path: str | os.PathLike | RadioMLFile, chunk_frames: int = 16
     with rf.open() as f:
         bar = None
         if not quiet and rf.n_frames >= _PROGRESS_MIN_FRAMES:
-            from tqdm import tqdm
-
             bar = tqdm(total=rf.n_frames, unit="frame", desc=f"hashing {rf.path.name}", leave=False)
         try:
             for name in ("X", "Y", "Z"):

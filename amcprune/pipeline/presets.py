@@ -9,6 +9,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from amcprune.errors import AmcpruneError
 from amcprune.pipeline.config import TrialConfig, check_path, set_path
 
@@ -76,8 +78,6 @@ PUBLIC_PRESETS = ("quick", "gpu")
 
 def parse_overrides(items: list[str] | None) -> list[tuple[str, Any]]:
     """``KEY=VALUE`` strings (VALUE parsed as YAML, KEY a dotted trial field) as (key, value) pairs."""
-    import yaml
-
     out = []
     for item in items or []:
         key, sep, raw = item.partition("=")

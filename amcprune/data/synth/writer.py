@@ -20,7 +20,9 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+import h5py
 import numpy as np
+from tqdm import tqdm
 
 from amcprune.data.classes import CLASSES, FRAME_LENGTH
 from amcprune.data.synth.config import GENERATOR_VERSION, SynthConfig
@@ -182,9 +184,6 @@ def write_synthetic(config: SynthConfig, out_path: str | os.PathLike, workers: i
     unless ``overwrite`` (the CLI's ``--force``).
     ``workers`` processes generate chunks while this process writes them; the bytes do not depend on it.
     """
-    import h5py
-    from tqdm import tqdm
-
     if isinstance(config, dict):
         config = SynthConfig(**config)
     if not isinstance(config, SynthConfig):
