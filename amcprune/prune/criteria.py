@@ -37,6 +37,8 @@ from torch import nn
 from torch.nn.utils import prune
 
 from amcprune.errors import AmcpruneError
+from amcprune.models import VGG10_LAYER_INDEX
+from amcprune.models import prunable_layers as models_prunable_layers
 
 CRITERIA = ("global", "layer", "structured")
 CRITERION_ALIASES = {
@@ -66,30 +68,14 @@ def is_structured(criterion: str) -> bool:
 # ---------------------------------------------------------------------------------------------------
 # layers
 # ---------------------------------------------------------------------------------------------------
-def _fallback_prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [
-        (name, m)
-        for name, m in model.named_modules()
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and name
-    ]
-
-
 def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The conv and linear layers whose ``weight`` pruning acts on (the models stage decides)."""
-    try:
-        from amcprune.models import prunable_layers as models_prunable_layers  # type: ignore[attr-defined]
-    except ImportError:
-        return _fallback_prunable_layers(model)
     return list(models_prunable_layers(model))
 
 
 def layer_aliases(spec: Any | None) -> dict[str, str]:
     """Friendly layer names (``conv0`` .. ``dense2`` for vgg10) -> module names."""
     if spec is None or getattr(spec, "arch", None) != "vgg10":
-        return {}
-    try:
-        from amcprune.models import VGG10_LAYER_INDEX
-    except ImportError:  # pragma: no cover
         return {}
     return {k: str(v) for k, v in VGG10_LAYER_INDEX.items()}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from pathlib import Path
@@ -112,16 +113,12 @@ def truncate_jsonl(path: str | os.PathLike, n: int) -> list[dict]:
     path = Path(path)
     records = read_jsonl(path)[:n]
     if path.exists() or records:
-        import json
-
         write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     return records
 
 
 def _cell(value: Any) -> Any:
     if isinstance(value, (list, dict)):
-        import json
-
         return json.dumps(value, sort_keys=True)
     if value is None:
         return ""

@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from amcprune.errors import AmcpruneError
+from amcprune.models import build_model, validate_spec
 from amcprune.prune.criteria import following_batchnorm, prunable_layers
 from amcprune.utils.checkpoint import split_masks
 
@@ -238,8 +239,6 @@ def spec_with_widths(spec: Any, model: nn.Module, widths: dict[str, int]) -> Any
 
 def shrink_with_spec(model: nn.Module, spec: Any) -> tuple[Any, ShrinkResult]:
     """Shrink ``model`` (built from ``spec``) in place; returns the updated spec and what was removed."""
-    from amcprune.models import build_model, validate_spec
-
     spec = validate_spec(spec)
     layer_names = [name for name, _ in prunable_layers(model)]
 
