@@ -17,8 +17,8 @@ from amcprune.cli.train import MODEL_OPTION_HELP
 
 def print_cost(result, source: str, per_layer: bool = False) -> None:
     """Human-readable report on stdout; warnings on stderr."""
-    # Imported here like the rest of the cost stage (torch, qonnx), so that other commands start fast. The
-    # warnings quote layer bops in this same format, so they read exactly as the table's cells.
+    # Here, not at the top: torch, Brevitas and qonnx take seconds to load, and `amcprune --help` needs none of them.
+    # The warnings quote layer bops in this same format, so they read exactly as the table's cells.
     from amcprune.cost.core import fmt_number as _fmt
 
     d = result.to_dict()
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Inference cost as the ITU-ML5G-PS-007 challenge scored it (qonnx bops and weight bits)."""
         warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
-        # heavy (torch, Brevitas, qonnx): loaded only when the command runs, not on every `amcprune` start
+        # Here, not at the top: torch, Brevitas and qonnx take seconds to load, and `amcprune --help` needs none of them.
         from amcprune.cost import CHALLENGE_BASELINE, baseline_from, model_cost
         from amcprune.cost.resolve import load_for_cost
 

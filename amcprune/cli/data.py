@@ -59,6 +59,7 @@ def info(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Print the layout and the prescribed split of FILE (reads Z and a sample of X and Y; all with --full)."""
+    # Here, not at the top: h5py and numpy take a while to load, and `amcprune --help` needs neither.
     from amcprune.data.radioml import RadioMLFile, content_sha256, data_fingerprint
     from amcprune.data.split import split_fingerprint
 
@@ -80,6 +81,7 @@ def validate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Check the layout, every label, the split and NaN/Inf frames; exit 2 at the first problem."""
+    # Here, not at the top: h5py and numpy take a while to load, and `amcprune --help` needs neither.
     from amcprune.data.validate import validate_file
 
     report = validate_file(file, full=full, quiet=quiet)
@@ -133,11 +135,9 @@ def synth(
     elif workers < 1:
         raise AmcpruneError(f"--workers must be at least 1, got {workers}")
 
-    try:
-        from amcprune.data.synth import synth_config, write_synthetic
-    except ImportError as exc:  # pragma: no cover (the generator ships with the package)
-        raise AmcpruneError(f"the synthetic generator is not available ({exc})") from None
+    # Here, not at the top: h5py, numpy and scipy take a while to load, and `amcprune --help` needs none of them.
     from amcprune.data.radioml import RadioMLFile
+    from amcprune.data.synth import synth_config, write_synthetic
 
     config = synth_config(preset.value, **overrides)  # bad values raise a one-line AmcpruneError
     start = time.perf_counter()

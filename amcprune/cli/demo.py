@@ -34,6 +34,7 @@ def summary_lines(result: dict, state: dict) -> list[str]:
         "1.0 = the challenge's 8-bit VGG10 baseline)",
         f"  report             {result.get('report')}",
     ]
+    # Here, not at the top: torch and Brevitas take seconds to load, and `amcprune --help` needs neither.
     from amcprune.pipeline import STAGES
 
     timing = ", ".join(f"{k} {stages[k].get('wall_s', 0):.0f}s" for k in STAGES if isinstance(stages.get(k), dict))
@@ -54,6 +55,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; one line per epoch and stage."),
     ) -> None:
         """Synthetic data -> 4-bit training -> FMP to the target -> verified QONNX -> score -> report."""
+        # Here, not at the top: torch and Brevitas take seconds to load, and `amcprune --help` needs neither.
         from amcprune.pipeline import demo_config, read_trial, run_trial
         from amcprune.pipeline.presets import parse_overrides
 

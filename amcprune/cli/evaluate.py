@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Accuracy overall and per SNR (with --out: per class x SNR, confusion matrices, plots)."""
-        # heavy (torch, Brevitas): loaded only when the command runs, not on every `amcprune` start
+        # Here, not at the top: torch and Brevitas take seconds to load, and `amcprune --help` needs neither.
         from amcprune.train.evaluate import evaluate_checkpoint
 
         result = evaluate_checkpoint(

@@ -16,16 +16,16 @@ from amcprune.utils.atomic import atomic_path
 
 def verification_frames(n: int, data: Path | None = None, seed: int = 0, length: int = 1024):
     """``n`` frames (n, 2, length): spread over the test split of ``data`` when given, else uniform in [-2, 2]."""
-    # numpy and the data stage load only when a command runs, not on every `amcprune` start
+    # Here, not at the top: h5py and numpy take a while to load, and `amcprune --help` needs neither.
     import numpy as np
+
+    from amcprune.data.radioml import load_splits, read_frames
 
     if n < 1:
         raise AmcpruneError(f"--frames must be at least 1, got {n}")
     if data is None:
         rng = np.random.default_rng(seed)
         return rng.uniform(-2.0, 2.0, size=(n, 2, length)).astype(np.float32)
-    from amcprune.data.radioml import load_splits, read_frames
-
     splits = load_splits(data)
     test = splits.test
     if test.size == 0:
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         a file that fails verification is never left under the output name.
         """
         warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
-        # heavy (torch, Brevitas, qonnx): loaded only when the command runs, not on every `amcprune` start
+        # Here, not at the top: torch, Brevitas and qonnx take seconds to load, and `amcprune --help` needs none of them.
         from torch import nn
 
         from amcprune.cost.resolve import load_for_cost

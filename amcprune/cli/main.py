@@ -10,6 +10,7 @@ import warnings
 import typer
 
 from amcprune import __version__
+from amcprune.cli import cost, data, demo, evaluate, export, prune, report, sweep, train
 from amcprune.errors import AmcpruneError
 from amcprune.utils.tempfiles import Terminated, terminate_now
 
@@ -41,9 +42,6 @@ warnings.filterwarnings("ignore", message="fast_hadamard_transform package not f
 
 
 def _register_stages() -> None:
-    # Imported here so that `amcprune --version` stays fast and each stage owns its own module.
-    from amcprune.cli import cost, data, demo, evaluate, export, prune, report, sweep, train
-
     for module in (data, train, evaluate, prune, export, cost, report, sweep, demo):
         module.register(app)
 

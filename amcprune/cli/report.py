@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace report.html and report.md if they exist."),
     ) -> None:
         """Write a self-contained HTML report (report.html) and a Markdown summary (report.md) of a run."""
+        # Here, not at the top: matplotlib takes a second to load, and `amcprune --help` does not need it.
         from amcprune.report import write_report
 
         html_path, md_path = write_report(run_dir, out, overwrite=force)

@@ -24,16 +24,16 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final line."),
     ) -> None:
         """Run a grid of full trials (train -> prune -> export -> cost -> evaluate -> report); resumable."""
+        # Here, not at the top: torch and Brevitas take seconds to load, and `amcprune --help` needs neither.
+        from amcprune.pipeline.trial import read_trial
         from amcprune.sweep.config import load_sweep
+        from amcprune.sweep.grid import expand
         from amcprune.sweep.run import default_out, run_sweep
 
         cfg = load_sweep(config)
         if executor is not None and executor not in ("local", "ray"):
             raise AmcpruneError(f"--executor: expected local or ray, got {executor!r}")
         if dry_run:
-            from amcprune.pipeline.trial import read_trial
-            from amcprune.sweep.grid import expand
-
             target = out or default_out(cfg, config)
             for job in expand(cfg, target):
                 state = read_trial(job.trial_dir) or {}

@@ -26,7 +26,7 @@ def _build_spec(spec_path, arch, bits, weight_bits, act_bits, input_bits, filter
                 stored=None, init_spec=None):
     """The run's ``ModelSpec``: the options over a base (a spec file, the resumed run's spec, the spec of an
     ``--init-from`` amcprune checkpoint, else the defaults with the data file's number of classes)."""
-    # heavy (Brevitas): loaded only when a command runs, not on every `amcprune` start
+    # Here, not at the top: torch and Brevitas take seconds to load, and `amcprune --help` needs neither.
     from amcprune.data.radioml import RadioMLFile
     from amcprune.models import spec_from_options, spec_from_yaml
 
@@ -49,7 +49,7 @@ def _init_spec(init_from: Path | None):
     """The spec stored in an ``--init-from`` amcprune checkpoint (None for a bare state dict or no file)."""
     if init_from is None or not Path(init_from).is_file():
         return None
-    # heavy (torch): loaded only when a command runs
+    # Here, not at the top: torch and Brevitas take seconds to load, and `amcprune --help` needs neither.
     from amcprune.utils.checkpoint import is_amcprune_checkpoint, load_checkpoint
 
     obj = load_checkpoint(init_from)
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; one line per epoch."),
     ) -> None:
         """Train a (quantized) model; writes config.yaml, metrics.jsonl and checkpoints/{last,best}.pt."""
-        # heavy (torch, Brevitas): loaded only when the command runs, not on every `amcprune` start
+        # Here, not at the top: torch and Brevitas take seconds to load, and `amcprune --help` needs neither.
         from amcprune.train.config import TrainConfig
         from amcprune.train.run import train_run
 
