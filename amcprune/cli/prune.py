@@ -122,6 +122,13 @@ def register(app: typer.Typer) -> None:
         cost_power: Optional[float] = typer.Option(
             None, "--cost-power", help="--importance cost: divide by the weight's cost to this power. [default: 1]"
         ),
+        distill_weight: Optional[float] = typer.Option(
+            None, "--distill-weight", help="Fine-tune on (1 - w) x cross-entropy + w x distillation from the dense "
+                                           "model (Hinton et al.). [default: 0, off]"
+        ),
+        distill_temperature: Optional[float] = typer.Option(
+            None, "--distill-temperature", help="Temperature of the distillation term. [default: 4]"
+        ),
         no_cost: bool = typer.Option(False, "--no-cost", help="Do not score every recorded model (faster)."),
         no_export: bool = typer.Option(False, "--no-export", help="Do not export and score final.onnx."),
         config: Optional[Path] = typer.Option(
@@ -169,6 +176,8 @@ def register(app: typer.Typer) -> None:
             "layer_rates": _layer_rates(layer_rate),
             "importance": importance,
             "cost_power": cost_power,
+            "distill_weight": distill_weight,
+            "distill_temperature": distill_temperature,
         }
         if no_cost:
             options["cost"] = False

@@ -15,7 +15,8 @@ from amcprune.utils.config import YamlConfig
 
 # Fields that apply to every stage alike.
 STAGE_SCALARS = ("divisor", "max_epochs", "patience", "max_iterations", "prune_at_start", "judge_at", "finetune",
-                 "finetune_lr", "finetune_lr_scale", "lr_rewind", "exclude", "layer_rates", "importance", "cost_power")
+                 "finetune_lr", "finetune_lr_scale", "lr_rewind", "exclude", "layer_rates", "importance", "cost_power",
+                 "distill_weight", "distill_temperature")
 
 
 def _as_list(value: Any) -> list:
@@ -73,6 +74,8 @@ class PruneConfig(YamlConfig):
         "l1", description="global ranking: by magnitude (l1) or by magnitude / what one weight of its layer costs"
     )
     cost_power: float = Field(1.0, gt=0, description="importance cost: divide by the weight's cost to this power")
+    distill_weight: float = Field(0.0, ge=0, le=1, description="fine-tune with distillation from the dense model")
+    distill_temperature: float = Field(4.0, gt=0, description="temperature of the distillation term")
     cost: bool = Field(True, description="score every recorded model with the cost module")
     export: bool = Field(True, description="export final.onnx (QONNX) and score it")
 

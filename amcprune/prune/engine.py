@@ -214,6 +214,7 @@ class PruneRun:
         self._t0 = time.perf_counter()
         self._bar: Any = None
         self._epoch_lines = 0
+        self._teacher: torch.Tensor | None = None
         check_recipe(self.recipe, model, spec, measurer)
         if self.recipe.judge_on == "val" and data.size("val") == 0:
             raise AmcpruneError(
@@ -346,6 +347,24 @@ class PruneRun:
             except Exception as exc:  # a failed score must not lose the run; it is recorded instead
                 stats["cost_error"] = f"{type(exc).__name__}: {exc}"
         return stats
+
+    def teacher_logits(self) -> torch.Tensor:
+        """The dense model's outputs on every train frame, in split order: the distillation teacher. The dense
+        model is the first stage's saved start; the outputs are computed once per process (the teacher does not
+        change, and a resumed run recomputes them the same way)."""
+        if self._teacher is None:
+            ckpt = load_checkpoint(self.out / ITERATIONS_DIR / "s0-start.pt")
+            with torch.random.fork_rng(devices=[]):
+                teacher = build_model(validate_spec(ckpt["spec"], "the dense model"))
+            load_model_state(teacher, ckpt["model"], ckpt.get("masks") or None)
+            teacher.to(self.device).eval()
+            outputs = []
+            with torch.no_grad():
+                for xb, _, _ in self.data.batches("train", self.train_config.eval_batch_size):
+                    out = teacher(xb)
+                    outputs.append((out.value if hasattr(out, "value") else out).float().cpu())
+            self._teacher = torch.cat(outputs)
+        return self._teacher
 
     def weight_costs(self) -> dict[str, float]:
         """What one remaining weight of each prunable layer adds to the score (from the measurer)."""

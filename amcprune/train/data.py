@@ -300,8 +300,10 @@ class InMemoryData:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         drop_singleton: bool = False,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield ``(x float (b, 2, L), y, snr)`` on ``self.device``.
+        with_index: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yield ``(x float (b, 2, L), y, snr)`` on ``self.device`` (``with_index``: and the frames' indices in
+        the split, on the CPU, e.g. to look up a teacher's cached outputs).
 
         With ``shuffle`` the order is ``torch.randperm(n, generator=generator)`` (a CPU generator, so the
         order is the same on every device). ``drop_singleton`` drops a last batch of one frame (BatchNorm
@@ -320,6 +322,7 @@ class InMemoryData:
             if drop_singleton and stop - start == 1 and n > 1:
                 break
             if order is None:
+                idx = None
                 xb, yb, sb = s.x[start:stop], s.y[start:stop], s.snr[start:stop]
             else:
                 idx = order[start:stop]
@@ -328,7 +331,11 @@ class InMemoryData:
                 xb = xb.to(self.device, non_blocking=True)
                 yb = yb.to(self.device, non_blocking=True)
                 sb = sb.to(self.device, non_blocking=True)
-            yield self.dequantize(xb), yb, sb
+            if with_index:
+                index = torch.arange(start, stop) if idx is None else idx.cpu()
+                yield self.dequantize(xb), yb, sb, index
+            else:
+                yield self.dequantize(xb), yb, sb
 
     def n_batches(self, split: str, batch_size: int) -> int:
         return math.ceil(self.size(split) / batch_size)

@@ -70,6 +70,17 @@ def load_runtime_stats_state(model: nn.Module, state: dict[str, dict[str, torch.
         m.counter = int(st["counter"])
 
 
+def distillation_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                      weight: float) -> torch.Tensor:
+    """Hinton et al. 2015: ``(1 - weight) * CE(logits, labels) + weight * T^2 * KL(teacher_T || student_T)``, the
+    softened distributions at temperature ``T``; the ``T^2`` keeps the soft term's gradients on the scale of
+    the hard one."""
+    hard = F.cross_entropy(logits, labels)
+    soft = F.kl_div(F.log_softmax(logits / temperature, dim=1), F.log_softmax(teacher_logits / temperature, dim=1),
+                    reduction="batchmean", log_target=True)
+    return (1.0 - weight) * hard + weight * temperature * temperature * soft
+
+
 class Trainer:
     def __init__(
         self,
@@ -100,6 +111,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer
         self.scheduler: Any
         self.finetune: dict[str, Any] | None = None  # set by start_finetune: the scheduler steps per batch
+        self.teacher: dict[str, Any] | None = None  # set by set_teacher: train on a distillation loss
         self.reset_optimizer()
 
     # --- optimizer ------------------------------------------------------------------------------
@@ -163,6 +175,17 @@ class Trainer:
         return float(self.optimizer.param_groups[0]["lr"])
 
     # --- training -------------------------------------------------------------------------------
+    def set_teacher(self, logits: torch.Tensor | None, temperature: float = 4.0, weight: float = 0.5) -> None:
+        """Train with knowledge distillation from a teacher's outputs on the train split (``logits[i]`` for the
+        split's frame ``i``, computed once: the teacher is fixed), or without (``None``)."""
+        if logits is None or weight == 0:
+            self.teacher = None
+            return
+        n = self.data.size("train") if self.data is not None else 0
+        if logits.shape[0] != n:
+            raise AmcpruneError(f"teacher outputs for {logits.shape[0]} frames but the train split has {n}")
+        self.teacher = {"logits": logits, "temperature": float(temperature), "weight": float(weight)}
+
     def train_epoch(self, *, desc: str | None = None) -> dict[str, float]:
         """One pass over the train split; steps the scheduler once at the end of the epoch.
 
@@ -184,10 +207,16 @@ class Trainer:
         bar = tqdm(total=n_batches, desc=desc or f"epoch {self.epoch + 1}", unit="batch", disable=self.quiet, leave=False)
         t0 = time.perf_counter()
         last_post = t0
-        for xb, yb, _ in self.data.batches("train", cfg.batch_size, shuffle=True, generator=self.generator, drop_singleton=True):
+        teacher = self.teacher
+        for xb, yb, _, index in self.data.batches("train", cfg.batch_size, shuffle=True, generator=self.generator,
+                                                  drop_singleton=True, with_index=True):
             opt.zero_grad(set_to_none=True)
             logits = _logits(model(xb))
-            loss = F.cross_entropy(logits, yb)
+            if teacher is None:
+                loss = F.cross_entropy(logits, yb)
+            else:
+                loss = distillation_loss(logits, yb, teacher["logits"][index].to(logits.device),
+                                         teacher["temperature"], teacher["weight"])
             if not torch.isfinite(loss):
                 # Stop before the step: nothing non-finite reaches the weights, and the last checkpoint written
                 # (after the previous epoch) stays the run's resume point.

@@ -16,6 +16,7 @@ from amcprune.prune.criteria import prunable_layers
 from amcprune.prune.engine import prune_run, read_records
 from amcprune.prune.recipe import Recipe, named_recipe, named_recipes, recipe_source, recipe_with_options
 from amcprune.prune.stages import StageKind, StageSpec, register_stage_kind
+from amcprune.utils.atomic import read_jsonl
 from amcprune.utils.checkpoint import load_checkpoint
 
 
@@ -159,3 +160,18 @@ def test_a_cost_aware_stage_asks_the_measurer_and_prunes_the_costly_layer_first(
     assert fractions[first] == 0.0 and min(others) > 0.85
     with pytest.raises(AmcpruneError, match="needs criterion global"):
         named_recipe("fmp", target=0.5, criterion="layer", importance="cost")
+
+
+def test_a_distilling_stage_fine_tunes_on_the_dense_models_outputs(tmp_path):
+    spec = tiny_spec(conv_filters=8, dense_width=16)
+    data = tiny_data(spec, n_train=16)
+    ckpt = trained_checkpoint(tmp_path / "start.pt", spec, data, epochs=1)
+    losses = {}
+    for weight in (0.0, 0.8):
+        recipe = named_recipe("fmp", target=0.01, p=0.2, max_epochs=1, max_iterations=1, distill_weight=weight)
+        recipe = recipe.model_copy(update={"cost": False, "export": False})
+        out = tmp_path / f"w{weight}"
+        prune_run(recipe, ckpt, None, out, data=data, quiet=True)
+        losses[weight] = [line["train_loss"] for line in read_jsonl(out / "epochs.jsonl")]
+    # Same model, same batches, same prune: only the loss differs.
+    assert len(losses[0.0]) == len(losses[0.8]) >= 1 and losses[0.0][0] != losses[0.8][0]

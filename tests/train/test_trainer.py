@@ -14,7 +14,7 @@ from amcprune.models import build_model
 from amcprune.train.config import TrainConfig
 from amcprune.train.data import InMemoryData
 from amcprune.train.evaluate import EvalResult, evaluate_model, result_from_predictions, write_eval
-from amcprune.train.trainer import Trainer
+from amcprune.train.trainer import Trainer, distillation_loss
 
 from train_helpers import tiny_config, tiny_spec
 
@@ -224,3 +224,39 @@ def test_training_stops_at_the_first_non_finite_loss(tiny_h5):
     after = dict(trainer.model.named_parameters())
     assert all(torch.equal(before[k], after[k]) for k in before if not torch.isnan(before[k]).any())
     assert trainer.epoch == 1  # the failed epoch did not count
+
+
+def test_distillation_loss_is_cross_entropy_plus_the_softened_teacher_term():
+    torch.manual_seed(0)
+    logits, teacher = torch.randn(8, 5, requires_grad=True), torch.randn(8, 5)
+    labels = torch.randint(0, 5, (8,))
+    ce = nn.functional.cross_entropy(logits, labels)
+    assert torch.allclose(distillation_loss(logits, labels, teacher, 4.0, 0.0), ce)
+    # A student that already matches its teacher pays only the hard term.
+    assert torch.allclose(distillation_loss(logits, labels, logits.detach(), 4.0, 0.5), 0.5 * ce)
+    # The soft term pulls the student's softened distribution toward the teacher's.
+    distillation_loss(logits, labels, teacher, 2.0, 1.0).backward()
+    stepped = logits.detach() - 0.5 * logits.grad
+    kl = lambda s: nn.functional.kl_div(s.log_softmax(1), teacher.log_softmax(1), log_target=True,  # noqa: E731
+                                        reduction="batchmean")
+    assert kl(stepped / 2.0) < kl(logits.detach() / 2.0)
+
+
+def test_a_teacher_changes_the_training_loss_and_none_restores_it(tiny_h5):
+    spec = tiny_spec()
+    data = _data(tiny_h5, spec)
+
+    def epoch_loss(teacher_weight: float | None) -> float:
+        torch.manual_seed(0)
+        trainer = Trainer(build_model(spec), tiny_config(scheduler="none", batch_size=16), data)
+        if teacher_weight is not None:
+            teacher = torch.randn(data.size("train"), spec.num_classes, generator=torch.Generator().manual_seed(1))
+            trainer.set_teacher(teacher, temperature=4.0, weight=teacher_weight)
+        return trainer.train_epoch()["loss"]
+
+    plain = epoch_loss(None)
+    assert epoch_loss(0.0) == plain  # weight 0 is no teacher at all
+    assert epoch_loss(0.7) != plain
+    trainer = Trainer(build_model(spec), tiny_config(), data)
+    with pytest.raises(AmcpruneError, match="teacher outputs for 3 frames"):
+        trainer.set_teacher(torch.zeros(3, spec.num_classes), 4.0, 0.5)

@@ -60,6 +60,10 @@ class MagnitudeStage(StageSpec):
         "weight of its layer costs (cost, from the measurer's per-layer cost of the exported graph)"
     )
     cost_power: float = Field(1.0, gt=0, description="importance cost: divide by the weight's cost to this power")
+    distill_weight: float = Field(
+        0.0, ge=0, le=1, description="fine-tune on (1 - w) x cross-entropy + w x distillation from the dense model"
+    )
+    distill_temperature: float = Field(4.0, gt=0, description="temperature of the distillation term")
 
     @field_validator("criterion")
     @classmethod
@@ -135,6 +139,9 @@ class MagnitudePruning(StageKind):
     def step(self, run: "PruneRun", spec: MagnitudeStage) -> None:
         sched = run.st.schedule
         run.st.schedule = sched = sched.model_copy(update={"epoch": sched.epoch + 1})
+        # Set before every epoch, not once per iteration: a resumed run starts here too.
+        run.trainer.set_teacher(run.teacher_logits() if spec.distill_weight > 0 else None,
+                                spec.distill_temperature, spec.distill_weight)
         acc = run.train_epoch(iteration=sched.iteration, epoch=sched.epoch, p=sched.p,
                               desc=f"{spec.kind}/{spec.criterion} p={sched.p:.3g} it {sched.iteration}")
         if spec.kind == "imp-converge" and (sched.best is None or acc > sched.best):
