@@ -11,12 +11,11 @@ from amcprune.errors import AmcpruneError
 from amcprune.prune.recipe import Recipe, recipe_with_options
 from amcprune.prune.schedule import METHODS, StageSettings
 from amcprune.prune.stages.magnitude import P_MIN_STRUCTURED, P_MIN_UNSTRUCTURED  # noqa: F401 (re-exported)
+from amcprune.prune.stages.magnitude import MagnitudeOptions
 from amcprune.utils.config import YamlConfig
 
 # Fields that apply to every stage alike.
-STAGE_SCALARS = ("divisor", "max_epochs", "patience", "max_iterations", "prune_at_start", "judge_at", "finetune",
-                 "finetune_lr", "finetune_lr_scale", "lr_rewind", "exclude", "layer_rates", "importance", "cost_power",
-                 "distill_weight", "distill_temperature")
+STAGE_SCALARS = tuple(MagnitudeOptions.model_fields)
 
 
 def _as_list(value: Any) -> list:
@@ -29,13 +28,13 @@ def _as_list(value: Any) -> list:
     return [value]
 
 
-class PruneConfig(YamlConfig):
+class PruneConfig(YamlConfig, MagnitudeOptions):
     """Magnitude-pruning stages (method x criterion) run in series, judged by one accuracy criterion.
 
     ``methods``, ``criteria``, ``p`` and ``p_min`` are lists broadcast against each other (a single value
     applies to every stage), e.g. ``methods=["fmp"], criteria=["structured", "global"]`` runs structured FMP
-    (p_min 0.01) and then global unstructured FMP (p_min 0.05) from its result. Every other field applies to
-    every stage.
+    (p_min 0.01) and then global unstructured FMP (p_min 0.05) from its result. The fields of
+    :class:`~amcprune.prune.stages.magnitude.MagnitudeOptions` apply to every stage.
     """
 
     config_kind: ClassVar[str] = "prune config"
@@ -44,38 +43,10 @@ class PruneConfig(YamlConfig):
     methods: list[str] = Field(default_factory=lambda: ["fmp"])
     criteria: list[str] = Field(default_factory=lambda: ["global"])
     p: list[float] = Field(default_factory=lambda: [0.2], description="rate pruned from the remaining weights")
-    divisor: float = Field(2.0, gt=1.0, description="fmp: p is divided by this after a failed iteration")
     p_min: list[float] | None = Field(None, description="fmp: stop below this p (default 0.05, structured 0.01)")
     target: float | None = Field(None, gt=0, le=1, description="absolute accuracy the model must keep")
     max_drop: float | None = Field(None, ge=0, lt=1, description="allowed drop below the dense accuracy")
     judge_on: Literal["val", "test"] = "val"
-    max_epochs: int = Field(3, ge=1, description="training epochs per iteration (the retraining budget)")
-    patience: int | None = Field(3, ge=1, description="epochs without a better judged accuracy that end an iteration")
-    max_iterations: int | None = Field(None, ge=0, description="most prunes per stage")
-    prune_at_start: bool = True
-    judge_at: Literal["epoch", "end"] = Field(
-        "end", description="imp/fmp: decide an iteration after every epoch (2021 scripts) or at the end of its budget"
-    )
-    finetune: Literal["cosine", "constant", "train"] = Field(
-        "cosine",
-        description="fine-tuning schedule of each iteration: a fresh optimizer at finetune_lr decaying to zero over "
-        "max_epochs (cosine, per batch) or held (constant); 'train' keeps the dense run's optimizer and scheduler "
-        "(the 2021 scripts)",
-    )
-    finetune_lr: float | None = Field(None, gt=0, description="fine-tuning rate (default finetune_lr_scale x train lr)")
-    finetune_lr_scale: float = Field(0.3, gt=0, le=1, description="fine-tuning rate as a fraction of the train lr")
-    lr_rewind: bool | None = Field(
-        None, description="finetune 'train' only: fresh optimizer/scheduler after every prune (default: imp-converge "
-        "yes, imp/fmp no)"
-    )
-    exclude: list[str] = Field(default_factory=list, description="layers never pruned (name, conv3, last, glob)")
-    layer_rates: dict[str, float] = Field(default_factory=dict, description="layers with their own rate")
-    importance: Literal["l1", "cost"] = Field(
-        "l1", description="global ranking: by magnitude (l1) or by magnitude / what one weight of its layer costs"
-    )
-    cost_power: float = Field(1.0, gt=0, description="importance cost: divide by the weight's cost to this power")
-    distill_weight: float = Field(0.0, ge=0, le=1, description="fine-tune with distillation from the dense model")
-    distill_temperature: float = Field(4.0, gt=0, description="temperature of the distillation term")
     cost: bool = Field(True, description="score every recorded model with the cost module")
     export: bool = Field(True, description="export final.onnx (QONNX) and score it")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from amcprune.errors import AmcpruneError
 from amcprune.outputs import WORK_DIR
@@ -26,18 +26,16 @@ P_MIN_UNSTRUCTURED = 0.05
 P_MIN_STRUCTURED = 0.01
 
 
-class MagnitudeStage(StageSpec):
-    """A magnitude-pruning stage: which weights (``criterion``), how fast (``p``, and for fmp ``divisor`` and
-    ``p_min``), the budget of each iteration and how it fine-tunes."""
+class MagnitudeOptions(BaseModel):
+    """The settings of a magnitude-pruning stage that are one value per stage: also the flat shorthand's
+    (:class:`~amcprune.prune.config.PruneConfig`), which applies each of them to every stage it builds."""
 
-    kind: Literal["imp", "imp-converge", "fmp"]
-    criterion: str = Field("global", description="global, layer or structured (filters/neurons, shrunk)")
-    p: float = Field(0.2, gt=0, lt=1, description="rate pruned from the remaining weights per iteration")
+    model_config = ConfigDict(extra="forbid")
+
     divisor: float = Field(2.0, gt=1.0, description="fmp: p is divided by this after a failed iteration")
-    p_min: float | None = Field(None, gt=0, lt=1, description="fmp: stop below this p (default 0.05, structured 0.01)")
     max_epochs: int = Field(3, ge=1, description="training (fine-tuning) epochs per iteration")
     patience: int | None = Field(3, ge=1, description="epochs without a better judged accuracy that end an iteration")
-    max_iterations: int | None = Field(None, ge=0, description="most prunes in this stage")
+    max_iterations: int | None = Field(None, ge=0, description="most prunes in a stage")
     prune_at_start: bool = True
     judge_at: Literal["epoch", "end"] = Field(
         "end", description="imp/fmp: decide an iteration after every epoch (2021 scripts) or at the end of its budget"
@@ -64,6 +62,16 @@ class MagnitudeStage(StageSpec):
         0.0, ge=0, le=1, description="fine-tune on (1 - w) x cross-entropy + w x distillation from the dense model"
     )
     distill_temperature: float = Field(4.0, gt=0, description="temperature of the distillation term")
+
+
+class MagnitudeStage(MagnitudeOptions, StageSpec):
+    """A magnitude-pruning stage: which weights (``criterion``), how fast (``p``, and for fmp ``divisor`` and
+    ``p_min``), the budget of each iteration and how it fine-tunes (:class:`MagnitudeOptions`)."""
+
+    kind: Literal["imp", "imp-converge", "fmp"]
+    criterion: str = Field("global", description="global, layer or structured (filters/neurons, shrunk)")
+    p: float = Field(0.2, gt=0, lt=1, description="rate pruned from the remaining weights per iteration")
+    p_min: float | None = Field(None, gt=0, lt=1, description="fmp: stop below this p (default 0.05, structured 0.01)")
 
     @field_validator("criterion")
     @classmethod
