@@ -255,17 +255,11 @@ class CostBaseline(OutputModel):
     weight_bits: float
 
 
-class CostFile(OutputModel):
-    """A cost JSON file: ``CostResult.to_dict()`` (``cost_dense.json``, ``cost_final.json``, ``cost.json``)."""
+class CostFile(FinalCost):
+    """A cost JSON file: ``CostResult.to_dict()`` (``cost_dense.json``, ``cost_final.json``, ``cost.json``): the
+    totals of ``FinalCost`` and the per-layer table."""
 
-    bops: float
-    weight_bits: float
-    score: float
-    weights: int
-    nonzero_weights: int
-    sparsity: float
     per_layer: list[CostLayer]
-    warnings: list[str]
     macs: float
     baseline: CostBaseline
     key: str
