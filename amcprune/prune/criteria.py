@@ -281,6 +281,25 @@ def prune_model(
     return report
 
 
+def prune_below(model: nn.Module, threshold: float, *, relative: bool = True, exclude: Iterable[str] = (),
+                spec: Any | None = None) -> PruneReport:
+    """Mask every remaining weight whose magnitude is below ``threshold`` (with ``relative``, a fraction of its
+    layer's largest remaining magnitude; else absolute), in every prunable layer not excluded."""
+    if threshold < 0:
+        raise AmcpruneError(f"threshold must be >= 0, got {threshold}")
+    shared, _ = _plan(model, 0.0, exclude, None, spec, False)
+    report = PruneReport(criterion="threshold", amount=float(threshold), unit="weights")
+    for name, module in shared:
+        before = remaining_weights(module)
+        alive = weight_mask(module)
+        magnitude = module.weight.detach().abs()
+        limit = threshold * float(magnitude[alive].max()) if relative and before else threshold
+        _set_mask(module, "weight", alive & (magnitude >= limit))
+        report.layers.append(LayerPrune(name, module.weight.numel(), before, remaining_weights(module),
+                                        1.0 - remaining_weights(module) / before if before else 0.0))
+    return report
+
+
 def _prune_layer_l1(name: str, module: nn.Module, rate: float) -> LayerPrune:
     before = remaining_weights(module)
     n_prune = round_half_up(rate * before)

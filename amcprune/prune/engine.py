@@ -39,7 +39,7 @@ from amcprune.models.loading import resolve_checkpoint_path
 from amcprune.outputs import (CONFIG_FILE, EPOCHS_FILE, FINAL_CHECKPOINT, FINAL_ONNX, ITERATIONS_DIR, PRUNE_RUN_FILES,
                               RECORDS_FILE, STATE_FILE, SUMMARY_FILE, PruneEpoch, PruneSummary, check)
 from amcprune.prune.config import PruneConfig
-from amcprune.prune.criteria import mask_summary, remove_masks
+from amcprune.prune.criteria import mask_summary
 from amcprune.prune.measurer import Measurer
 from amcprune.prune.recipe import Recipe
 from amcprune.prune.records import (RecordLog, criterion_noise, layer_widths, standard_error, truncate_jsonl,
@@ -49,6 +49,7 @@ from amcprune.prune.shrink import swap_children
 from amcprune.prune.stages import StageSpec, stage_kind
 from amcprune.train.config import TrainConfig
 from amcprune.train.data import load_data
+from amcprune.train.evaluate import evaluate_model
 from amcprune.train.trainer import Trainer
 from amcprune.utils.atomic import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from amcprune.utils.checkpoint import load_checkpoint, load_model_state, model_state, save_checkpoint
@@ -272,19 +273,34 @@ class PruneRun:
         """Replace the model's weights by a saved model (rebuilt from its spec: new parameter tensors) and
         bind a fresh optimizer and scheduler to them."""
         ckpt = load_checkpoint(self.out / rel)
-        spec = validate_spec(ckpt["spec"], rel)
-        if isinstance(self.model, nn.Sequential):
-            with torch.random.fork_rng(devices=[]):
-                fresh = build_model(spec)
-            load_model_state(fresh, ckpt["model"], ckpt.get("masks") or None)
-            fresh.to(self.device).train(self.model.training)
-            swap_children(self.model, fresh)
-            self.model.spec = spec  # the modules changed under the same container: so did its spec
-        else:
-            if spec.model_dump() != self.spec.model_dump():
-                raise AmcpruneError(f"{rel}: cannot change the architecture of a {type(self.model).__name__} in place")
-            remove_masks(self.model)
-            load_model_state(self.model, ckpt["model"], ckpt.get("masks") or None)
+        self._install(validate_spec(ckpt["spec"], rel), ckpt["model"], ckpt.get("masks") or None, rel)
+
+    def set_spec(self, spec: Any) -> None:
+        """Rebuild the model for ``spec`` (another width per layer, e.g. other bit widths) keeping its weights,
+        masks and learned quantizer scales, which must fit the new model; a fresh optimizer follows."""
+        state = model_state(self.model)
+        self._install(validate_spec(spec, "new model spec"), state["model"], state["masks"] or None, "new model spec")
+
+    def model_for(self, spec: Any, eval_mode: bool = True) -> nn.Module:
+        """A new model for ``spec`` holding the current model's weights, masks and learned scales (a candidate to
+        judge or score without touching the run's model)."""
+        state = model_state(self.model)
+        model = self._build(validate_spec(spec, "new model spec"), state["model"], state["masks"] or None, "new model spec")
+        return model.eval() if eval_mode else model
+
+    def _build(self, spec: Any, state: dict[str, Any], masks: dict[str, Any] | None, where: str) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):  # building draws initial weights: resume must replay exactly
+            fresh = build_model(spec)
+        if type(fresh) is not type(self.model):
+            raise AmcpruneError(f"{where}: cannot turn a {type(self.model).__name__} into a {type(fresh).__name__}")
+        load_model_state(fresh, state, masks)
+        return fresh.to(self.device)
+
+    def _install(self, spec: Any, state: dict[str, Any], masks: dict[str, Any] | None, where: str) -> None:
+        fresh = self._build(spec, state, masks, where).train(self.model.training)
+        # The container stays (the trainer and callers hold it); its modules, and so its spec, change.
+        swap_children(self.model, fresh)
+        self.model.spec = spec
         self.spec = spec
         # The parameters are new tensors: an optimizer bound to the old ones would train nothing (the
         # published FMP script's defect).
@@ -297,6 +313,11 @@ class PruneRun:
     def judge(self) -> float:
         """The current model's accuracy on the criterion's split."""
         return self._judge()
+
+    def judge_model(self, model: nn.Module) -> float:
+        """Another model's accuracy on the criterion's split (e.g. a candidate a stage ranks before trying it)."""
+        return float(evaluate_model(model, self.data, split=self.recipe.judge_on,
+                                    batch_size=self.train_config.eval_batch_size).accuracy)
 
     def meets(self, acc: float) -> bool:
         return acc >= self.st.threshold
@@ -459,8 +480,9 @@ class PruneRun:
                     p_applied=None, reason=reason)
 
     def rewind(self, *, p_applied: float | None, old_p: float | None = None) -> SavedModel:
-        """Go back to the stage's last model that met the criterion (its weights, masks and rates)."""
-        rw = self.st.rewind
+        """Go back to the stage's last model that met the criterion (its weights, masks, rates and spec), or to
+        the stage's starting model when none has met it yet."""
+        rw = self.st.rewind or self.st.stage_start
         self.load_model(rw.path)
         self.st.ps = list(rw.ps)
         self.record("rewind", met=True, acc=rw.criterion_acc, test_acc=rw.test_acc, stats={**rw.stats, "ps": rw.ps},

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
 from amcprune.errors import AmcpruneError
-from amcprune.prune.stages import StageSpec, parse_stage
+from amcprune.prune.stages import StageSpec, parse_stage, stage_kind, stage_kinds
 from amcprune.utils.config import YamlConfig, read_yaml_mapping
 
 RUN_FIELDS = ("name", "target", "max_drop", "judge_on", "cost", "export")
@@ -75,6 +75,15 @@ class Recipe(YamlConfig):
         return f"max_drop {self.max_drop:g}"
 
 
+def _stage_takes(stage: dict[str, Any], key: str) -> bool:
+    """Whether the stage's kind has the setting ``key`` (an unknown or missing kind takes everything: its
+    validation names the problem)."""
+    kind = stage.get("kind")
+    if key == "kind" or kind not in stage_kinds():
+        return True
+    return key in stage_kind(kind).spec.model_fields
+
+
 def named_recipes() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("amcprune.prune.recipes").iterdir() if p.name.endswith(".yaml"))
 
@@ -99,7 +108,8 @@ def recipe_with_options(base: dict[str, Any], options: dict[str, Any], source: s
     """``base`` (a recipe mapping) with command-line options applied.
 
     Run options (``target``, ``max_drop``, ``judge_on``, ``cost``, ``export``) replace the recipe's; giving
-    either criterion replaces the recipe's criterion. Every other option sets that field in every stage; a list
+    either criterion replaces the recipe's criterion. Every other option sets that field in every stage whose kind
+    has it (an option no stage has is an error); a list
     (``methods``/``kind``, ``criteria``/``criterion``, ``p``, ``p_min``) gives one value per stage, and a
     one-stage recipe is repeated to as many stages as the longest list has values. A None value is set as
     None (``patience: None`` turns patience off): leave out what is not given.
@@ -125,8 +135,15 @@ def recipe_with_options(base: dict[str, Any], options: dict[str, Any], source: s
                 raise AmcpruneError(f"{key} has {length} values; give 1 or {n} (one per stage)")
             if length == 0:
                 raise AmcpruneError(f"{key} is empty")
+        takers = {key: [i for i, stage in enumerate(stages) if _stage_takes(stage, key)] for key in options}
+        unused = [key for key, where in takers.items() if not where]
+        if unused:
+            kinds = sorted({str(stage.get("kind")) for stage in stages})
+            raise AmcpruneError(f"{source}: no stage ({', '.join(kinds)}) has the setting(s) {', '.join(unused)}")
         for i, stage in enumerate(stages):
             for key, value in options.items():
+                if i not in takers[key]:
+                    continue
                 if key in lengths:
                     value = value[0] if len(value) == 1 else value[i]
                 stage[key] = copy.deepcopy(value)

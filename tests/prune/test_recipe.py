@@ -45,7 +45,7 @@ def test_options_override_every_stage_and_lists_give_one_value_per_stage():
     one = recipe_with_options({"target": 0.5, "stages": [{"kind": "imp", "max_epochs": 2}]},
                               {"criteria": ["structured", "global"]})
     assert [(s.kind, s.criterion, s.max_epochs) for s in one.stages] == [("imp", "structured", 2), ("imp", "global", 2)]
-    with pytest.raises(AmcpruneError, match=r"stage 0 \(fmp\): warmup"):
+    with pytest.raises(AmcpruneError, match=r"no stage \(fmp\) has the setting\(s\) warmup"):
         recipe_with_options(base, {"warmup": 3})
     with pytest.raises(AmcpruneError, match="unknown stage kind 'lottery'"):
         Recipe.from_dict({"target": 0.5, "stages": [{"kind": "lottery"}]})
