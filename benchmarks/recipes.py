@@ -11,10 +11,11 @@
    A recipe may carry extra options after a colon: ``fmp:--distill-weight 0.5``.
 3. Prints one row per run and, per recipe, the mean and min / max over the seeds of the final score (from the
    exported final.onnx), score / dense, measured compression, criterion (val) and test accuracy, epochs and wall
-   time, with the ratio of each recipe's mean score to the first recipe's (``imp-2021``) and per seed; writes a
+   time, with the ratio of each recipe's mean score to the baseline's (``--baseline``, ``imp-2021``) and per
+   seed; writes a
    score-vs-test-accuracy plot (``--plot``). A run directory with a summary is read, not run again.
 
-    python benchmarks/recipes.py --out /tmp/recipes --jobs 2          # the default: 3 seeds x 6 recipes
+    python benchmarks/recipes.py --out /tmp/recipes --jobs 2          # the default: 3 seeds x 7 recipes
     python benchmarks/recipes.py --out /tmp/recipes-gpu --synth standard --filters 64 --dense-width 128 \\
         --epochs 20 --batch-size 1024 --threads 8 --jobs 1             # a GPU machine: the challenge's size
 """
@@ -31,7 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-DEFAULT_RECIPES = ["imp-2021", "fmp-2021", "fmp", "gmp", "decay", "fmp-bits"]
+DEFAULT_RECIPES = ["imp-2021", "fmp-2021", "fmp", "gmp", "decay", "allocate", "fmp-bits"]
 DEFAULT_CRITERION = "--max-drop 0.03 --judge-on val"
 # The demo's prune stage (amcprune.pipeline.presets "quick"), for every magnitude stage.
 DEFAULT_BUDGET = "--p 0.3 --p-min 0.075 --max-epochs 1 --patience 1 --max-iterations 12"
@@ -172,6 +173,7 @@ def main() -> int:
     ap.add_argument("--bits", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--baseline", default=None, help="recipe the ratios are taken to (default: the first)")
     ap.add_argument("--criterion", default=DEFAULT_CRITERION)
     ap.add_argument("--budget", default=DEFAULT_BUDGET, help="options of every magnitude stage")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time")
@@ -182,7 +184,8 @@ def main() -> int:
     t0 = time.perf_counter()
 
     dense = dense_models(args)
-    jobs = [(d, r) for d in dense for r in args.recipes]
+    # recipe by recipe (all seeds of one before the next), so a partial run already has spreads
+    jobs = [(d, r) for r in args.recipes for d in dense]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(lambda job: run_one(job[0], job[1], args), jobs))
 
@@ -196,13 +199,14 @@ def main() -> int:
         print(f"| {r['trial']} | {r['recipe']} | {r['met']} | {r['val']:.4f} ({r['threshold']:.4f}) | "
               f"{r['test']:.4f} ({r['dense_test']:.4f}) | {r['compression']:.2f}x | {r['score']:.6f} | "
               f"{r['score_ratio']:.3f} | {r['epochs']} | {r['wall_s']:.0f} |")
-    first = args.recipes[0]
+    first = args.baseline or args.recipes[0]
     base = {r["trial"]: r["score"] for r in rows if r["recipe"] == first and "error" not in r}
+    base_rows = [r for r in rows if r["recipe"] == first and "error" not in r]
+    mean_first = spread(base_rows, "score")[0] if base_rows else None
     print(f"\nper recipe, mean (min .. max) over the seeds; x {first}: the ratio of the mean scores, and per seed:")
     print(f"| recipe | runs | met | score | score/dense | compression | val acc | test acc | epochs | wall s | "
           f"x {first} | x {first} per seed |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    mean_first = None
     for recipe in args.recipes:
         rs = [r for r in rows if r["recipe"] == recipe and "error" not in r]
         if not rs:
@@ -213,10 +217,10 @@ def main() -> int:
             mean, lo, hi = spread(rs, key)
             cells.append(f"{mean:{fmt}} ({lo:{fmt}} .. {hi:{fmt}})")
         mean_score = spread(rs, "score")[0]
-        mean_first = mean_first if mean_first is not None else mean_score
+        ratio = f"{mean_score / mean_first:.2f}" if mean_first else "-"
         per_seed = " ".join(f"{r['score'] / base[r['trial']]:.2f}" for r in rs if base.get(r["trial"]))
         met = sum(1 for r in rs if r["met"])
-        print(f"| {recipe} | {len(rs)} | {met} | " + " | ".join(cells) + f" | {mean_score / mean_first:.2f} | "
+        print(f"| {recipe} | {len(rs)} | {met} | " + " | ".join(cells) + f" | {ratio} | "
               f"{per_seed} |")
     plot = args.plot or args.out / "pareto.png"
     pareto_plot(rows, args.recipes, plot)

@@ -19,7 +19,7 @@ DEMO_PRESETS: dict[str, dict[str, Any]] = {
     # the `quick` synthetic file (39,936 frames), a narrow 4-bit VGG10 (16 filters, 64-wide dense layers) trained
     # 8 epochs at batch 128 on SNR >= 0 dB (the test split stays whole), then FMP judged on 20 % of the training
     # frames (4,224: a standard error of 0.8 points, well inside the 3-point criterion), each iteration
-    # fine-tuned from a fresh optimizer at a tenth of the train rate decayed to zero over its epochs, p 0.3
+    # fine-tuned from a fresh optimizer at 0.3 x the train rate decayed to zero over its epochs, p 0.3
     # halved down to 0.075, at most 12 prunes, the cost scored at every record.
     "quick": {
         "name": "demo-quick",

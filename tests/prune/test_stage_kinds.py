@@ -20,6 +20,7 @@ from amcprune.prune.criteria import mask_summary, prunable_layers, prune_below, 
 from amcprune.prune.engine import PruneRun, prune_run, read_records
 from amcprune.prune.recipe import Recipe, named_recipe, recipe_with_options
 from amcprune.prune.stages import stage_kind
+from amcprune.prune.stages.allocate import choose_levels
 from amcprune.prune.stages.bits import candidate_quantizers, next_width, with_width
 from amcprune.prune.stages.decay import _WeightDecayHooks
 from amcprune.prune.stages.gradual import ramp_sparsity
@@ -219,3 +220,60 @@ def test_options_go_to_the_stages_that_have_them():
         named_recipe("gmp", max_drop=0.03, p=0.3)
     with pytest.raises(AmcpruneError, match="relative thresholds"):
         recipe_with_options({"max_drop": 0.03, "stages": [{"kind": "decay", "thresholds": [1.5]}]}, {})
+
+
+# --- allocate --------------------------------------------------------------------------------------------------
+def test_the_knapsack_finds_the_cheapest_choice_that_saves_enough():
+    import itertools
+    import random
+
+    rng = random.Random(0)
+    for _ in range(30):
+        options = {f"l{i}": [(f, rng.uniform(0, 5), rng.uniform(0, 1)) for f in (0.2, 0.5, 0.8)] for i in range(4)}
+        need, resolution = rng.uniform(1, 12), 400
+        chosen = choose_levels(options, need, resolution)
+        # brute force over every combination, savings counted in whole budget steps as the knapsack counts them
+        step = need / resolution
+        feasible = [sum(o[2] for o in combo)
+                    for combo in itertools.product(*[[(0.0, 0.0, 0.0), *opts] for opts in options.values()])
+                    if sum(int(o[1] / step) for o in combo) >= resolution]
+        if not feasible:
+            assert chosen is None
+            continue
+        by_level = {name: {o[0]: o for o in opts} for name, opts in options.items()}
+        picked = [by_level[n][level] if level else (0.0, 0.0, 0.0) for n, level in chosen.items()]
+        assert sum(o[1] for o in picked) >= need
+        assert sum(o[2] for o in picked) == pytest.approx(min(feasible))
+
+
+class LayerCosts:
+    """A weight of the first prunable layer adds 1e-3 to the score, any other 1e-4: the score is their sum."""
+
+    def weight_costs(self, model):
+        return {n: 1e-3 if i == 0 else 1e-4 for i, (n, _) in enumerate(prunable_layers(model))}
+
+    def score(self, model):
+        costs = self.weight_costs(model)
+        total = sum(costs[n] * int(weight_mask(m).sum()) for n, m in prunable_layers(model))
+        return {"bops": 0.0, "weight_bits": 0.0, "score": total, "warnings": []}
+
+
+def test_allocation_meets_the_score_budget_where_accuracy_is_cheap_and_halves_a_failed_cut(tmp_path, start,
+                                                                                          monkeypatch):
+    _, data, ckpt = start
+    classifier = lambda model: prunable_layers(model)[-1][1]  # noqa: E731
+    # Pruning the classifier costs accuracy in the estimates; the trained models' judgments are scripted:
+    # the first allocation fails, the second (half the cut) is met.
+    monkeypatch.setattr(PruneRun, "judge_model",
+                        lambda self, model: 0.2 if bool((~weight_mask(classifier(model))).any()) else 0.9)
+    scripted_judge(monkeypatch, [0.9, 0.1, 0.9])
+    recipe = Recipe.from_dict({"target": 0.5, "cost": True, "export": False, "stages": [
+        {"kind": "allocate", "cut": 0.3, "levels": [0.5], "max_iterations": 2}]})
+    summary = prune_run(recipe, ckpt, None, tmp_path / "run", data=data, measurer=LayerCosts(), quiet=True)
+    records = read_records(tmp_path / "run")
+    assert [(r["event"], r["iteration"], r["p"]) for r in records] == [
+        ("met", 0, 0.3), ("failed", 1, 0.3), ("rewind", 1, 0.15), ("met", 2, 0.15), ("stop", 2, 0.15)]
+    assert records[1]["score"] <= 0.7 * records[0]["score"] and records[3]["score"] <= 0.85 * records[0]["score"]
+    final, _, _ = load_model(tmp_path / "run" / "final.pt")
+    assert not bool((~weight_mask(classifier(final))).any())  # the costly-in-accuracy layer was left alone
+    assert summary["final"]["path"] == records[3]["checkpoint"]
