@@ -19,6 +19,8 @@ from amcprune.data.synth import synth_config
 from amcprune.errors import AmcpruneError
 from amcprune.models import DEFAULT_ARCH, DEFAULT_BITS, DEFAULT_INPUT_BITS, ModelSpec, spec_from_options
 from amcprune.prune.config import PruneConfig
+from amcprune.prune.recipe import Recipe, recipe_source, recipe_with_options
+from amcprune.prune.stages import stage_kind, stage_kinds
 from amcprune.train.config import TrainConfig
 from amcprune.utils.config import YamlConfig
 
@@ -70,6 +72,8 @@ class TrialConfig(YamlConfig):
     arch: str | None = Field(None, description=f"architecture (default {DEFAULT_ARCH})")
     bits: int | None = Field(None, description=f"weight and activation bits (default {DEFAULT_BITS}, as every command); "
                              f"the input keeps model.input_bits (default {DEFAULT_INPUT_BITS})")
+    recipe: str | None = Field(None, description="named recipe or recipe file to prune with; the prune section's "
+                               "fields then override its stages (default: the prune section is the flat shorthand)")
     method: str | list[str] | None = Field(None, description=f"prune method(s) (default {DEFAULT_METHOD})")
     criterion: str | list[str] | None = Field(None, description="prune criterion/criteria (default global)")
     seed: int | None = Field(None, description="train seed (default 0)")
@@ -110,15 +114,25 @@ class TrialConfig(YamlConfig):
                 values[key] = getattr(self, key)
         return TrainConfig.from_dict(values)
 
-    def prune_config(self):
+    def prune_config(self) -> Recipe:
+        """The recipe the prune stage runs: ``recipe`` with the prune section's fields over its stages, or the
+        prune section as the flat shorthand (:class:`PruneConfig`)."""
         values = dict(self.prune)
+        if self.recipe is not None:
+            if self.method is not None or self.criterion is not None:
+                raise AmcpruneError("recipe names the stages: drop method/criterion, or drop recipe")
+            base = recipe_source(self.recipe)
+            if values.get("target") is None and values.get("max_drop") is None and \
+                    base.get("target") is None and base.get("max_drop") is None:
+                values["max_drop"] = DEFAULT_MAX_DROP
+            return recipe_with_options(base, values, source=f"recipe {self.recipe}")
         if self.method is not None:
             values["methods"] = self.method
         if self.criterion is not None:
             values["criteria"] = self.criterion
         if values.get("target") is None and values.get("max_drop") is None:
             values["max_drop"] = DEFAULT_MAX_DROP
-        return PruneConfig.from_dict(values)
+        return PruneConfig.from_dict(values).to_recipe()
 
     def label(self) -> dict[str, Any]:
         """The headline parameters of the trial (arch, bits, method, criterion, seed) as resolved."""
@@ -127,8 +141,8 @@ class TrialConfig(YamlConfig):
         return {
             "arch": spec["arch"],
             "bits": spec["weight_bits"] if spec["weight_bits"] == spec["act_bits"] else f"{spec['weight_bits']}/{spec['act_bits']}",
-            "method": ",".join(prune.methods),
-            "criterion": ",".join(prune.criteria),
+            "method": self.recipe or ",".join(dict.fromkeys(stage.kind for stage in prune.stages)),
+            "criterion": ",".join(dict.fromkeys(str(stage.criterion_name) for stage in prune.stages)),
             "seed": self.train_config().seed,
         }
 
@@ -138,7 +152,8 @@ def _section_fields() -> dict[str, set[str]]:
     return {
         "model": set(ModelSpec.model_fields),
         "train": set(TrainConfig.model_fields),
-        "prune": set(PruneConfig.model_fields),
+        # the shorthand's fields, and with a recipe, any stage kind's
+        "prune": set(PruneConfig.model_fields).union(*(stage_kind(k).spec.model_fields for k in stage_kinds())),
         "data": set(DataConfig.model_fields),
     }
 

@@ -25,6 +25,7 @@ recipes shipped in ``amcprune/prune/recipes/*.yaml`` (``imp-2021``, ``fmp-2021``
 from __future__ import annotations
 
 import copy
+import typing
 import os
 from importlib import resources
 from pathlib import Path
@@ -84,6 +85,17 @@ def _stage_takes(stage: dict[str, Any], key: str) -> bool:
     return key in stage_kind(kind).spec.model_fields
 
 
+def _list_setting(stages: list[dict[str, Any]], key: str) -> bool:
+    """Whether ``key`` is a list-valued setting (``exclude``, ``ladder``, ``levels``) of a stage kind in ``stages``:
+    its list is the value, not one value per stage."""
+    for stage in stages:
+        kind = stage.get("kind")
+        field = stage_kind(kind).spec.model_fields.get(key) if kind in stage_kinds() else None
+        if field is not None and typing.get_origin(field.annotation) is list:
+            return True
+    return False
+
+
 def named_recipes() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("amcprune.prune.recipes").iterdir() if p.name.endswith(".yaml"))
 
@@ -126,7 +138,7 @@ def recipe_with_options(base: dict[str, Any], options: dict[str, Any], source: s
     if options:
         if not isinstance(stages, list) or not stages or not all(isinstance(s, dict) for s in stages):
             raise AmcpruneError(f"{source}: stage options need a recipe with a list of stages")
-        lengths = {k: len(v) for k, v in options.items() if isinstance(v, list) and k not in ("exclude",)}
+        lengths = {k: len(v) for k, v in options.items() if isinstance(v, list) and not _list_setting(stages, k)}
         n = max([1, *lengths.values()]) if len(stages) == 1 else len(stages)
         if len(stages) < n:
             stages = [copy.deepcopy(stages[0]) for _ in range(n)]

@@ -142,10 +142,19 @@ def test_trial_config_validation():
         TrialConfig.from_dict({"data": {"synth": "huge"}})
     cfg = TrialConfig.from_dict({"data": {"synth": "tiny"}, "model": {"weight_bits": 6, "act_bits": 6}})
     assert cfg.model_spec().weight_bits == 6  # the section counts when the shortcut is unset
-    assert cfg.prune_config().max_drop == 0.02 and cfg.prune_config().methods == ["fmp"]
+    assert cfg.prune_config().max_drop == 0.02 and [s.kind for s in cfg.prune_config().stages] == ["fmp"]
     cfg = TrialConfig.from_dict(set_path({"data": {"synth": "tiny"}}, "train.lr", 0.005))
     assert cfg.train_config().lr == 0.005
     check_path("prune.p")
+    check_path("prune.ladder")  # a stage kind's field, for a trial that names a recipe
+    cfg = TrialConfig.from_dict({"data": {"synth": "tiny"}, "recipe": "fmp-bits", "prune": {"p": 0.3, "ladder": [4, 3]}})
+    fmp, bits = cfg.prune_config().stages
+    assert (fmp.p, bits.ladder, cfg.prune_config().max_drop) == (0.3, [4, 3], 0.02)
+    assert cfg.label()["method"] == "fmp-bits"
+    with pytest.raises(AmcpruneError, match="recipe names the stages"):
+        TrialConfig.from_dict({"data": {"synth": "tiny"}, "recipe": "fmp", "method": "imp"})
+    with pytest.raises(AmcpruneError, match="no stage .gmp. has the setting.s. p"):
+        TrialConfig.from_dict({"data": {"synth": "tiny"}, "recipe": "gmp", "prune": {"p": 0.3}})
     with pytest.raises(AmcpruneError, match="unknown train field"):
         check_path("train.nope")
     with pytest.raises(AmcpruneError, match="unknown trial field"):
