@@ -412,6 +412,15 @@ def masked_parameters(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
     return out
 
 
+def refresh_masked_weights(model: nn.Module) -> None:
+    """Recompute ``weight = weight_orig * mask`` of every masked parameter. torch.nn.utils.prune does it only in
+    a forward pass, so after an optimizer step the attribute lags one step behind until the next forward;
+    magnitudes read then (pruning without a judgment in between) would differ from the saved, resumed model's."""
+    with torch.no_grad():
+        for _, module, param in masked_parameters(model):
+            setattr(module, param, getattr(module, param + "_orig") * getattr(module, param + "_mask"))
+
+
 def remove_masks(model: nn.Module) -> None:
     """Burn every mask into its parameter (``prune.remove``): zeros stay, but they are no longer enforced."""
     for _, module, param in masked_parameters(model):

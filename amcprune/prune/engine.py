@@ -39,7 +39,7 @@ from amcprune.models.loading import resolve_checkpoint_path
 from amcprune.outputs import (CONFIG_FILE, EPOCHS_FILE, FINAL_CHECKPOINT, FINAL_ONNX, ITERATIONS_DIR, PRUNE_RUN_FILES,
                               RECORDS_FILE, STATE_FILE, SUMMARY_FILE, PruneEpoch, PruneSummary, check)
 from amcprune.prune.config import PruneConfig
-from amcprune.prune.criteria import mask_summary
+from amcprune.prune.criteria import mask_summary, refresh_masked_weights
 from amcprune.prune.measurer import Measurer
 from amcprune.prune.recipe import Recipe
 from amcprune.prune.records import (RecordLog, criterion_noise, layer_widths, standard_error, truncate_jsonl,
@@ -438,6 +438,7 @@ class PruneRun:
         """Train one epoch, judge it, log it to ``epochs.jsonl``; returns the judged accuracy."""
         spec = self.stage_spec
         tr = self.trainer.train_epoch(desc=f"s{self.st.stage} it {iteration} ep {epoch}")
+        refresh_masked_weights(self.model)
         self.st.epochs_total += 1
         acc = self._judge()
         ms = mask_summary(self.model)

@@ -277,3 +277,67 @@ def test_allocation_meets_the_score_budget_where_accuracy_is_cheap_and_halves_a_
     final, _, _ = load_model(tmp_path / "run" / "final.pt")
     assert not bool((~weight_mask(classifier(final))).any())  # the costly-in-accuracy layer was left alone
     assert summary["final"]["path"] == records[3]["checkpoint"]
+
+
+# --- resume ----------------------------------------------------------------------------------------------------
+def _judge_by_state(kind):
+    """Judgments that depend only on where the run stands, so a resumed run is judged as the uninterrupted one."""
+    def judge(run):
+        state = run.st.kind_state or {}
+        if kind == "gmp":
+            return 0.1 if state.get("epoch", 0) >= 3 else 0.9
+        if kind == "decay":
+            return 0.1 if state.get("round", 0) == 2 else 0.9
+        if kind == "allocate":
+            return 0.1 if state.get("iteration", 0) == 1 else 0.9
+        return 0.2 if run.model.spec.bits("conv1")["weight_bits"] < 3 else 0.9
+    return judge
+
+
+RESUME_STAGES = {
+    "gmp": {"kind": "gmp", "final_sparsity": 0.7, "ramp_epochs": 3, "recover_epochs": 1},
+    "decay": {"kind": "decay", "thresholds": [0.2, 0.3, 0.4], "decay_epochs": 1, "finetune_epochs": 1},
+    "allocate": {"kind": "allocate", "cut": 0.3, "levels": [0.5], "max_iterations": 2},
+    "bits": {"kind": "bits", "ladder": [4, 3, 2], "targets": "weights", "layers": ["conv0", "conv1"]},
+}
+
+
+@pytest.mark.parametrize("kind", list(RESUME_STAGES))
+def test_a_killed_run_of_each_kind_resumes_to_the_same_records_and_model(kind, tmp_path, start, monkeypatch):
+    _, data, ckpt = start
+    judge = _judge_by_state(kind)
+    monkeypatch.setattr(PruneRun, "_judge", judge)
+    monkeypatch.setattr(PruneRun, "judge_model", lambda self, model: judge(self) if kind != "bits" else
+                        (0.2 if model.spec.bits("conv1")["weight_bits"] < 3 else 0.9))
+    measurer = LayerCosts() if kind == "allocate" else BitsMeasurer()
+    recipe = Recipe.from_dict({"target": 0.5, "cost": True, "export": False, "stages": [RESUME_STAGES[kind]]})
+    prune_run(recipe, ckpt, None, tmp_path / "full", data=data, measurer=measurer, quiet=True)
+
+    class Killed(Exception):
+        pass
+
+    kills = iter([1, 2] if kind == "allocate" else [1, 3])  # epochs after which the run is killed
+    at = next(kills)
+
+    def hook(info):
+        if info["epochs_total"] >= at and info["phase"] == "train":
+            raise Killed
+
+    out, n_kills = tmp_path / "killed", 0
+    while True:
+        try:
+            prune_run(None if n_kills else recipe, None if n_kills else ckpt, None, out, data=data, measurer=measurer,
+                      quiet=True, resume=n_kills > 0, on_epoch=hook)
+            break
+        except Killed:
+            n_kills += 1
+            at = next(kills, 10**9)
+    assert n_kills == 2
+
+    def strip(records):
+        return [{k: v for k, v in r.items() if k != "wall_s"} for r in records]
+
+    assert strip(read_records(out)) == strip(read_records(tmp_path / "full"))
+    full, killed = load_checkpoint(tmp_path / "full" / "final.pt"), load_checkpoint(out / "final.pt")
+    assert full["spec"] == killed["spec"]
+    assert all(torch.equal(full["model"][k], killed["model"][k]) for k in full["model"])
