@@ -3,8 +3,8 @@
 Digital classes are linear modulations (a constellation, raised-root-cosine pulses), except GMSK (a
 continuous-phase FSK) and OQPSK (QPSK whose quadrature rail is delayed by half a symbol). Analog classes
 are driven by a band-limited random message, a stand-in for the real audio of the original datasets:
-band-limited Gaussian noise has speech/music-like bandwidth but never falls silent, so every frame carries
-modulation that a classifier can see.
+band-limited Gaussian noise with speech/music-like bandwidth, shaped by ``speech_envelope`` into talk spurts
+and pauses at a wandering level, so that some frames carry little or no modulation, as real audio does.
 
 All constellations have unit mean power over their points (uniform symbols), so that the Es of every
 class is the same before the channel; frames are renormalised after the channel anyway (see ``generator``).
