@@ -134,8 +134,8 @@ class SynthConfig(BaseModel):
     speech_floor_db: float = -40.0
     """Level of the background in a pause, relative to speech: recordings are never digital silence."""
     speech_level_db: float = 0.75
-    """Std of the per-64-sample step of a random walk of the speech level (dB); the loudest point of a
-    frame is the nominal level, so the AM index stays a bound on the message peak."""
+    """Std of the per-64-sample step of a random walk of the speech level (dB), shifted so that its highest
+    point over the generated stretch is the nominal level: the AM index stays a bound on the message peak."""
 
     @field_validator("classes", mode="before")
     @classmethod
