@@ -87,8 +87,9 @@ def levels(agc, n):
     for snr in (-20, 0, 30):
         x = frames("QPSK", n, snr=snr, agc=agc)
         peak = np.maximum(np.abs(x.real).max(axis=1), np.abs(x.imag).max(axis=1))
+        beyond = np.mean(np.abs(x.view(np.float64)) > 2)
         rows.append(f"{snr} dB: power {np.median(np.mean(np.abs(x) ** 2, axis=1)):.3g}, peak |I|,|Q| "
-                    f"{np.median(peak):.3g}, share of samples beyond +-2: {np.mean(np.abs(x.view(np.float64)) > 2):.3f}")
+                    f"{np.median(peak):.3g}, share of samples beyond +-2: {beyond:.3f}")
     return rows
 
 

@@ -42,7 +42,8 @@ def table_per_snr(results: dict[str, dict]) -> str:
     snrs = results[labels[0]]["snrs"]
     lines = ["| SNR (dB) | " + " | ".join(labels) + " |", "|---:|" + "---:|" * len(labels)]
     for s in snrs:
-        cells = [f"{100 * r['acc_per_snr'][str(s)]:.1f}" if str(s) in r["acc_per_snr"] else "-" for r in results.values()]
+        cells = [f"{100 * r['acc_per_snr'][str(s)]:.1f}" if str(s) in r["acc_per_snr"] else "-"
+                 for r in results.values()]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     lines.append("| all | " + " | ".join(f"{100 * r['accuracy']:.1f}" for r in results.values()) + " |")
     return "\n".join(lines)

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     child_cpu = (t1.children_user - t0.children_user) + (t1.children_system - t0.children_system)
     cpu = main_cpu + child_cpu
     size = os.path.getsize(out)
-    print(f"preset={args.preset}{' (LEGACY_V1)' if args.legacy_v1 else ''} workers={args.workers} frames={cfg.n_frames:,} file={size / 2**20:.0f} MiB")
+    label = args.preset + (" (LEGACY_V1)" if args.legacy_v1 else "")
+    print(f"preset={label} workers={args.workers} frames={cfg.n_frames:,} file={size / 2**20:.0f} MiB")
     print(f"wall {wall:.2f}s -> {cfg.n_frames / wall:,.0f} frames/s  (load avg before {load_before:.1f}, "
           f"{os.cpu_count()} cores)")
     # On a busy machine wall time measures the neighbours; CPU time measures the work.

@@ -15,9 +15,9 @@ import numpy as np
 import scipy.fft as sfft
 
 KNOT_SPACING = 64
-"""Random walks (CFO drift, SRO drift, speech level and pauses) are drawn at one knot per 64 samples and interpolated linearly:
-their steps are tiny (0.01 Hz at 200 kHz per sample), so a finer walk changes nothing visible and would cost
-two extra normal draws per sample."""
+"""Random walks (CFO and SRO drift; the speech envelope) are drawn at one knot per 64 samples and
+interpolated linearly: their steps are tiny (0.01 Hz at 200 kHz per sample), so a finer walk changes nothing
+visible and would cost two extra normal draws per sample."""
 
 
 @functools.lru_cache(maxsize=64)

@@ -209,8 +209,9 @@ def generate_frames(class_name: str, snrs_db, n: int, rng: np.random.Generator, 
 
     Returns float32 (n, 1024, 2) I/Q frames as stored in the HDF5 file (or complex64 (n, 1024) with
     ``complex_output``); with ``return_clean`` a tuple (noisy, clean) where clean is the unit-power frame
-    before noise (times the AGC's gain, if any), so a caller can measure the SNR. ``rng`` is a numpy Generator seeded from a SeedSequence
-    (as ``numpy.random.default_rng(seed)`` gives); the output depends only on its state and ``config``.
+    before noise (times the AGC's gain, if any), so a caller can measure the SNR. ``rng`` is a numpy
+    Generator seeded from a SeedSequence (as ``numpy.random.default_rng(seed)`` gives); the output depends
+    only on its state and ``config``.
     """
     name = _as_class(class_name)
     n = int(n)
