@@ -18,11 +18,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amcprune.data.classes import CLASSES  # noqa: E402
-from amcprune.data.synth import generate_frames, pair_rng, synth_config, write_synthetic  # noqa: E402
+from amcprune.data.synth import LEGACY_V1, generate_frames, pair_rng, synth_config, write_synthetic  # noqa: E402
 
 
-def gen_only(preset: str, frames_per_class: int) -> float:
-    cfg = synth_config(preset)
+def gen_only(preset: str, frames_per_class: int, overrides: dict) -> float:
+    cfg = synth_config(preset, **overrides)
     t = time.perf_counter()
     n = 0
     for ci, name in enumerate(cfg.classes):
@@ -40,13 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames-per-pair", type=int, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the output file")
     ap.add_argument("--gen-only", action="store_true", help="only time in-process generation (no file)")
+    ap.add_argument("--legacy-v1", action="store_true", help="generator 1's settings (LEGACY_V1), to compare")
     args = ap.parse_args(argv)
+    overrides = dict(LEGACY_V1) if args.legacy_v1 else {}
 
     if args.gen_only:
-        fps = gen_only(args.preset, 512)
+        fps = gen_only(args.preset, 512, overrides)
         print(f"generation only, 1 process: {fps:,.0f} frames/s")
         return 0
-    cfg = synth_config(args.preset, seed=args.seed, frames_per_pair=args.frames_per_pair)
+    cfg = synth_config(args.preset, seed=args.seed, frames_per_pair=args.frames_per_pair, **overrides)
     load_before = os.getloadavg()[0]
     t0, wall0 = os.times(), time.perf_counter()
     out = write_synthetic(cfg, args.out, workers=args.workers, quiet=True)
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     child_cpu = (t1.children_user - t0.children_user) + (t1.children_system - t0.children_system)
     cpu = main_cpu + child_cpu
     size = os.path.getsize(out)
-    print(f"preset={args.preset} workers={args.workers} frames={cfg.n_frames:,} file={size / 2**20:.0f} MiB")
+    label = args.preset + (" (LEGACY_V1)" if args.legacy_v1 else "")
+    print(f"preset={label} workers={args.workers} frames={cfg.n_frames:,} file={size / 2**20:.0f} MiB")
     print(f"wall {wall:.2f}s -> {cfg.n_frames / wall:,.0f} frames/s  (load avg before {load_before:.1f}, "
           f"{os.cpu_count()} cores)")
     # On a busy machine wall time measures the neighbours; CPU time measures the work.

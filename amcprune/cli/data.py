@@ -52,6 +52,38 @@ def _print_layout(rf) -> None:
     typer.echo(f"frames per pair: {rf.frames_per_pair}")
 
 
+def _print_generator(rf) -> None:
+    """Which generator wrote the file, so that a file from an older generator is recognisably old."""
+    from amcprune.data.synth.config import GENERATOR_VERSION
+
+    version = rf.attrs.get("generator_version")
+    if version is None:
+        typer.echo("generator: none recorded (not an amcprune synthetic file)")
+    elif version == GENERATOR_VERSION:
+        typer.echo(f"generator: {version} (current)")
+    else:
+        typer.echo(f"generator: {version} (this amcprune writes {GENERATOR_VERSION}: regenerate for current data)")
+
+
+def _parse_settings(items: list[str]) -> dict:
+    """``KEY=VALUE`` pairs; a value is read as JSON (numbers, true/false, lists) and else kept as a string."""
+    import json
+
+    out: dict = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or not key:
+            raise AmcpruneError(f"--set needs KEY=VALUE, got {item!r}")
+        if key in out:
+            raise AmcpruneError(f"--set {key} is given twice")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw.strip()
+    return out
+
+
 @data_app.command("info")
 def info(
     file: Path = typer.Argument(..., help="RadioML-layout HDF5 file."),
@@ -65,6 +97,7 @@ def info(
 
     rf = RadioMLFile(file)
     _print_layout(rf)
+    _print_generator(rf)
     train, test = rf.prescribed_split()
     typer.echo(f"train frames: {train.size}")
     typer.echo(f"test frames: {test.size}")
@@ -108,6 +141,11 @@ def synth(
     snr_step: Optional[int] = typer.Option(None, "--snr-step", help="SNR step in dB."),
     frames_per_pair: Optional[int] = typer.Option(None, "--frames-per-pair", help="Frames per (class, SNR) pair."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (default: number of CPUs)."),
+    settings: Optional[list[str]] = typer.Option(
+        None, "--set", help="Any SynthConfig field as KEY=VALUE, e.g. --set cfo_static=true --set "
+        "snr_definition=es_n0 --set 'samples_per_symbol=[4,8,16]' (repeatable; see docs/data.md)."),
+    legacy_v1: bool = typer.Option(False, "--legacy-v1", help="Generator 1's analog and CFO/SRO settings: the "
+                                   "same samples as amcprune-synth-1 for the same seed (--set overrides them)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -115,6 +153,13 @@ def synth(
     if out.exists() and not out.is_dir() and not force:
         raise AmcpruneError(f"{out}: already exists; use --force to replace it")
     overrides: dict = {}
+    given = _parse_settings(settings or [])
+    named = {k for k, v in (("seed", seed), ("classes", classes), ("snr_min", snr_min), ("snr_max", snr_max),
+                            ("snr_step", snr_step), ("frames_per_pair", frames_per_pair)) if v is not None}
+    both = sorted(named & set(given))
+    if both:
+        raise AmcpruneError(f"--set {both[0]} repeats the option --{both[0].replace('_', '-')}; give it once")
+    overrides.update(given)
     if seed is not None:
         overrides["seed"] = seed
     if classes is not None:
@@ -136,12 +181,14 @@ def synth(
         raise AmcpruneError(f"--workers must be at least 1, got {workers}")
 
     # Here, not at the top: h5py, numpy and scipy take a while to load, and `amcprune --help` needs none of them.
+    from amcprune.data import synth as synth_module
     from amcprune.data.radioml import RadioMLFile
-    from amcprune.data.synth import synth_config, write_synthetic
 
-    config = synth_config(preset.value, **overrides)  # bad values raise a one-line AmcpruneError
+    if legacy_v1:  # under everything given explicitly
+        overrides = {**synth_module.LEGACY_V1, **overrides}
+    config = synth_module.synth_config(preset.value, **overrides)  # bad values raise a one-line AmcpruneError
     start = time.perf_counter()
-    written = Path(write_synthetic(config, out, workers=workers, quiet=quiet, overwrite=force))
+    written = Path(synth_module.write_synthetic(config, out, workers=workers, quiet=quiet, overwrite=force))
     elapsed = time.perf_counter() - start
 
     rf = RadioMLFile(written)
@@ -150,6 +197,8 @@ def synth(
     typer.echo(f"classes ({rf.n_classes}): {', '.join(rf.class_names)}")
     typer.echo(f"SNRs: {_format_snrs(rf.snrs_db)}")
     typer.echo(f"frames per pair: {rf.frames_per_pair}")
+    if rf.attrs.get("generator_version") is not None:
+        typer.echo(f"generator: {rf.attrs['generator_version']}")
     typer.echo(f"size: {_format_size(written.stat().st_size)}")
     rate = rf.n_frames / elapsed if elapsed > 0 else float("inf")
     typer.echo(f"time: {elapsed:.1f} s ({rate:,.0f} frames/s, {workers} worker(s))")

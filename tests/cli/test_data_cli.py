@@ -1,3 +1,4 @@
+import json
 import shutil
 import subprocess
 import sys
@@ -184,6 +185,7 @@ def _fake_synth(monkeypatch, calls):
 
     module.synth_config = synth_config
     module.write_synthetic = write_synthetic
+    module.LEGACY_V1 = {"cfo_static": True, "ssb_sideband": "upper"}
     monkeypatch.setitem(sys.modules, "amcprune.data.synth", module)
     import amcprune.data
 
@@ -207,6 +209,56 @@ def test_synth_passes_only_given_overrides(tmp_path, monkeypatch, capsys):
     stdout = capsys.readouterr().out
     assert "frames: 24" in stdout and "classes (3): BPSK, QPSK, 8PSK" in stdout
     assert "size:" in stdout and "frames/s" in stdout
+
+
+def test_synth_set_and_legacy_options(tmp_path, monkeypatch, capsys):
+    calls = []
+    _fake_synth(monkeypatch, calls)
+    out = tmp_path / "s.h5"
+    args = ["data", "synth", "--out", str(out), "--quiet", "--set", "cfo_static=false", "--set", "snr-definition=es_n0",
+            "--set", "samples_per_symbol=[4, 8]", "--set", "cfo_max=0.001", "--legacy-v1", "--seed", "3"]
+    assert main(args) == 0
+    # JSON values where they parse, strings otherwise; --set wins over --legacy-v1, dashes become underscores
+    assert calls[0] == ("config", "quick", {"cfo_static": False, "ssb_sideband": "upper", "snr_definition": "es_n0",
+                                           "samples_per_symbol": [4, 8], "cfo_max": 0.001, "seed": 3})
+    for bad, needle in ((["--set", "cfo_static"], "KEY=VALUE"), (["--set", "seed=1", "--seed", "2"], "--seed"),
+                        (["--set", "agc=power", "--set", "agc=peak"], "twice")):
+        assert main(["data", "synth", "--out", str(tmp_path / "b.h5"), "--quiet", *bad]) == 2
+        assert needle in _error_line(capsys)
+
+
+def test_synth_set_reaches_the_real_generator(tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    base = ["data", "synth", "--preset", "tiny", "--classes", "FM", "--frames-per-pair", "2", "--workers", "1",
+            "--quiet"]
+    assert main([*base, "--out", str(out), "--set", "agc=peak", "--set", "fm_deviation_max=0.02"]) == 0
+    with h5py.File(out) as f:
+        cfg = json.loads(f.attrs["amcprune_synth_config"])
+        assert cfg["agc"] == "peak" and cfg["fm_deviation_max"] == 0.02
+        assert np.allclose(np.abs(f["X"][:]).max(axis=(1, 2)), 1.0, atol=1e-6)
+    assert main([*base, "--out", str(tmp_path / "b.h5"), "--set", "nope=1"]) == 2
+    assert "nope" in _error_line(capsys)
+    assert main([*base, "--out", str(tmp_path / "c.h5"), "--set", "agc=loud"]) == 2
+    assert "agc" in _error_line(capsys)
+    assert not (tmp_path / "b.h5").exists() and not (tmp_path / "c.h5").exists()
+
+
+def test_info_shows_the_generator_version(good, tmp_path, capsys):
+    from amcprune.data.synth import GENERATOR_VERSION
+
+    assert main(["data", "info", str(good)]) == 0
+    assert "generator: none recorded (not an amcprune synthetic file)" in capsys.readouterr().out.splitlines()
+    out = tmp_path / "s.h5"
+    assert main(["data", "synth", "--preset", "tiny", "--classes", "BPSK", "--frames-per-pair", "1", "--workers", "1",
+                 "--quiet", "--out", str(out)]) == 0
+    assert f"generator: {GENERATOR_VERSION}" in capsys.readouterr().out.splitlines()
+    assert main(["data", "info", str(out)]) == 0
+    assert f"generator: {GENERATOR_VERSION} (current)" in capsys.readouterr().out.splitlines()
+    with h5py.File(out, "r+") as f:
+        f.attrs["generator_version"] = "amcprune-synth-1"
+    assert main(["data", "info", str(out)]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("generator:")]
+    assert line == [f"generator: amcprune-synth-1 (this amcprune writes {GENERATOR_VERSION}: regenerate for current data)"]
 
 
 def test_synth_bad_preset_is_usage_error(tmp_path, capsys):

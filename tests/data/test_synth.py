@@ -11,8 +11,9 @@ import pytest
 
 from amcprune.data.classes import CLASSES, FRAME_LENGTH
 from amcprune.data.synth import (
-    GENERATOR_VERSION, PRESETS, SynthConfig, generate_frames, pair_rng, synth_config, write_synthetic,
+    GENERATOR_VERSION, LEGACY_V1, PRESETS, SynthConfig, generate_frames, pair_rng, synth_config, write_synthetic,
 )
+from amcprune.data.synth.config import ANALOG_REFERENCE_SPS
 from amcprune.data.synth import channel as ch
 from amcprune.data.synth import modulations as md
 from amcprune.data.synth import writer as writer_mod
@@ -70,6 +71,12 @@ def test_presets_sizes():
     (dict(samples_per_symbol=[7]), "even"),
     (dict(bogus=1), "bogus"),
     (dict(frames_per_pair="many"), "frames_per_pair"),
+    (dict(am_index_min=0.8, am_index_max=0.5), "AM index"),
+    (dict(fm_deviation_max=0.3), "FM deviation"),
+    (dict(speech_pause=1.0), "speech_pause"),
+    (dict(speech_pause_len=10), "speech_pause_len"),
+    (dict(snr_definition="inband"), "snr_definition"),
+    (dict(agc="max"), "agc"),
 ])
 def test_bad_config_is_one_line_error(kwargs, needle):
     with pytest.raises(AmcpruneError) as exc:
@@ -185,8 +192,10 @@ def test_constant_envelope(name):
 
 
 def test_am_carrier():
-    wc = frames("AM-DSB-WC", **CLEAN)
-    sc = frames("AM-DSB-SC", **CLEAN)
+    # steady speech: a short talk spurt in a pause has a frame mean of its own, which is not a carrier
+    steady = dict(CLEAN, speech_pause=0.0, speech_level_db=0.0)
+    wc = frames("AM-DSB-WC", **steady)
+    sc = frames("AM-DSB-SC", **steady)
     assert np.all(np.abs(wc.mean(axis=1)) > 0.7)          # a strong carrier at DC
     assert np.all(np.abs(sc.mean(axis=1)) < 0.1)          # none without
     assert np.std(np.abs(wc)) > 0.05                      # and the envelope is modulated
@@ -201,11 +210,104 @@ def sideband_ratio(x):
     return p[:, f > 0].sum() / p[:, f < 0].sum()
 
 
+def sideband_ratios(x):
+    """Per frame: power above / below the carrier, Blackman window. The bins within the window's main lobe
+    of DC (|f| < 4/1024) are left out: a carrier, or the frame mean of a short talk spurt, leaks into both
+    sides there."""
+    p = np.abs(np.fft.fft(x * np.blackman(FRAME_LENGTH), axis=1)) ** 2
+    f = np.fft.fftfreq(FRAME_LENGTH)
+    return p[:, f > 0.004].sum(axis=1) / p[:, f < -0.004].sum(axis=1)
+
+
 def test_ssb_one_sided_dsb_two_sided():
-    assert sideband_ratio(frames("AM-SSB-SC", **CLEAN)) > 1e3
-    assert sideband_ratio(frames("AM-SSB-WC", **CLEAN)) > 1e3
-    assert sideband_ratio(frames("AM-SSB-SC", ssb_sideband="lower", **CLEAN)) < 1e-3
+    assert np.all(sideband_ratios(frames("AM-SSB-SC", ssb_sideband="upper", **CLEAN)) > 1e3)
+    assert np.all(sideband_ratios(frames("AM-SSB-WC", ssb_sideband="upper", **CLEAN)) > 1e3)
+    assert np.all(sideband_ratios(frames("AM-SSB-SC", ssb_sideband="lower", **CLEAN)) < 1e-3)
     assert 0.5 < sideband_ratio(frames("AM-DSB-SC", **CLEAN)) < 2.0
+
+
+@pytest.mark.parametrize("name", ["AM-SSB-SC", "AM-SSB-WC"])
+def test_random_sideband_gives_both_and_each_frame_one(name):
+    r = sideband_ratios(frames(name, n=64, **CLEAN))  # the default is ssb_sideband="random"
+    upper, lower = r > 1e3, r < 1e-3
+    assert np.all(upper | lower)  # every frame is single-sideband
+    assert 0.25 < upper.mean() < 0.75  # and both sidebands occur (measured 0.5 +- sampling)
+
+
+def quiet_stretch(x, floor_db=-30.0, length=64):
+    """Per frame: whether some ``length``-sample stretch has power ``floor_db`` below the frame's loudest."""
+    p = np.abs(x) ** 2
+    c = np.cumsum(np.pad(p, ((0, 0), (1, 0))), axis=1)
+    win = (c[:, length:] - c[:, :-length]) / length
+    return win.min(axis=1) < 10 ** (floor_db / 10) * win.max(axis=1)
+
+
+def test_analog_messages_have_silent_stretches():
+    quiet = quiet_stretch(frames("AM-DSB-SC", n=128, **CLEAN))
+    assert 0.1 < quiet.mean() < 0.6  # measured 0.27 at the default pause share 0.3
+    assert not quiet_stretch(frames("AM-DSB-SC", n=128, **dict(CLEAN, speech_pause=0.0))).any()
+    # a pause in FM is an unmodulated carrier: its phase stops moving
+    fm = frames("FM", n=64, **CLEAN)
+    inst = np.abs(np.diff(np.unwrap(np.angle(fm), axis=1), axis=1))
+    # quiet_stretch squares its input: on sqrt|f| it finds 64 samples whose mean |f| is 5 % of the loudest
+    still = quiet_stretch(np.sqrt(inst), floor_db=-13.0)
+    assert 0.05 < still.mean() < 0.6
+
+
+def test_speech_envelope_pause_share_and_level():
+    rng = np.random.default_rng(0)
+    g = md.speech_envelope(rng, 2000, 4096, pause=0.3, pause_len=1024, floor_db=-40.0, level_db=0.0)
+    paused = g[:, ::64] < 0.5
+    assert abs(paused.mean() - 0.3) < 0.02  # the stationary share of pauses
+    runs = np.diff(np.flatnonzero(np.diff(paused[:, :].ravel().astype(int)) != 0))
+    assert runs.size > 100  # pauses start and end inside the stretch
+    lv = md.speech_envelope(rng, 200, 2048, pause=0.0, pause_len=1024, floor_db=-40.0, level_db=1.0)
+    # the loudest knot is the nominal level (it may lie on the last knot, one ramp beyond ``length``)
+    assert lv.max() <= 1.0 + 1e-6 and np.mean(lv.max(axis=1) > 1.0 - 1e-6) > 0.8
+    spread_db = 20 * np.log10(lv.max(axis=1) / lv.min(axis=1))
+    assert np.median(spread_db) > 2.0  # the level wanders within a frame
+
+
+def test_am_index_range_sets_the_carrier_share():
+    def share(**cfg):
+        x = frames("AM-DSB-WC", n=64, **dict(CLEAN, speech_pause=0.0, speech_level_db=0.0, **cfg))
+        return np.abs(x.mean(axis=1)) ** 2 / np.mean(np.abs(x) ** 2, axis=1)
+
+    full = share(am_index_min=1.0, am_index_max=1.0)
+    light = share(am_index_min=0.2, am_index_max=0.2)
+    # DSB at index mu with a message of RMS mu/3: carrier share 1 / (1 + mu^2 / 9)
+    assert np.median(full) == pytest.approx(1 / (1 + 1 / 9), abs=0.01)
+    assert np.median(light) == pytest.approx(1 / (1 + 0.04 / 9), abs=0.002)
+    spread = share()  # the default range 0.3-1.0
+    assert np.quantile(spread, 0.9) - np.quantile(spread, 0.1) > 0.03
+
+
+def test_fm_deviation_range():
+    def peak(dev):
+        x = frames("FM", n=32, **dict(CLEAN, speech_pause=0.0, speech_level_db=0.0, fm_deviation_min=dev,
+                                      fm_deviation_max=dev))
+        return np.median(np.max(np.abs(np.diff(np.unwrap(np.angle(x), axis=1), axis=1)), axis=1)) / (2 * np.pi)
+
+    narrow, wide = peak(0.005), peak(0.04)
+    assert wide / narrow == pytest.approx(8, rel=0.05)
+    assert 0.5 * 0.04 < wide < 1.5 * 0.04  # the message peaks near 1 (3 sigma of RMS 1/3)
+
+
+def test_legacy_v1_repeats_generator_1():
+    """Samples of amcprune-synth-1 (`amcprune data synth --preset tiny`, written by the generator before
+    this change): the same seed under LEGACY_V1 gives them again."""
+    cfg = synth_config("tiny", **LEGACY_V1)
+    expected = {  # (class, SNR, frame): I/Q at samples 100, 517, 1000
+        ("QPSK", 30, 0): [(0.642517, -0.058388), (-1.098896, -0.461209), (0.616811, 0.030923)],
+        ("AM-SSB-WC", 10, 1): [(-1.282751, 0.56213), (1.269791, 0.118019), (-1.468394, 0.485481)],
+        ("FM", 30, 2): [(0.881226, -0.070558), (0.53778, -0.881495), (-0.662203, -0.697655)],
+        ("AM-DSB-WC", -20, 7): [(-6.699901, 0.001178), (-11.430587, -8.638535), (1.778722, 6.751182)],
+    }
+    for (name, snr, k), iq in expected.items():
+        x = generate_frames(name, snr, 8, pair_rng(cfg.seed, CLASSES.index(name), snr), cfg)
+        assert np.allclose(x[k, [100, 517, 1000]], np.array(iq), atol=2e-5), name
+        new = generate_frames(name, snr, 8, pair_rng(cfg.seed, CLASSES.index(name), snr), synth_config("tiny"))
+        assert not np.allclose(new[k, [100, 517, 1000]], np.array(iq), atol=2e-5), name
 
 
 def test_digital_bandwidth_follows_rolloff():
@@ -230,6 +332,47 @@ def test_measured_snr_matches_label(name, snr):
     assert abs(measured - snr) < 0.3
 
 
+@pytest.mark.parametrize("definition", ["sample", "es_n0"])
+@pytest.mark.parametrize("name", ["QPSK", "256QAM", "GMSK", "FM", "AM-DSB-WC"])
+def test_measured_snr_matches_the_chosen_definition(name, definition):
+    snr = 6
+    cfg = SynthConfig(snr_definition=definition, samples_per_symbol=[4])
+    x, c = generate_frames(name, snr, 64, pair_rng(2, CLASSES.index(name), snr), cfg, return_clean=True,
+                           complex_output=True)
+    ratio = np.mean(np.abs(c) ** 2) / np.mean(np.abs(x - c) ** 2)  # per sample, full band
+    if definition == "es_n0":
+        sps = ANALOG_REFERENCE_SPS if name in ("FM", "AM-DSB-WC") else 4
+        ratio *= sps  # Es/N0 = P * sps / sigma^2
+    assert abs(10 * np.log10(ratio) - snr) < 0.1
+
+
+def test_in_band_snr_of_the_per_sample_definition():
+    """docs/data.md: at 8 samples/symbol and roll-off 0.35 the noise inside the signal's band is
+    10 log10(8 / 1.35) = 7.7 dB below the full-band figure (and Es/N0 = SNR + 9.0 dB)."""
+    x, c = generate_frames("QPSK", 0, 64, pair_rng(3, 4, 0), SynthConfig(), return_clean=True, complex_output=True)
+    f = np.abs(np.fft.fftfreq(FRAME_LENGTH))
+    inside = f <= (1 + 0.35) / (2 * SPS)
+    ps = np.sum(np.abs(np.fft.fft(c, axis=1)[:, inside]) ** 2)
+    pn = np.sum(np.abs(np.fft.fft(x - c, axis=1)[:, inside]) ** 2)
+    assert 10 * np.log10(ps / pn) == pytest.approx(10 * np.log10(SPS / 1.35), abs=0.3)
+
+
+@pytest.mark.parametrize("agc", ["power", "peak"])
+def test_agc_normalises_each_frame_and_keeps_the_snr(agc):
+    snrs = np.array([-20, -5, 10, 30] * 4)
+    x, c = generate_frames("16QAM", snrs, 16, np.random.default_rng(5), SynthConfig(agc=agc), return_clean=True,
+                           complex_output=True)
+    if agc == "power":
+        assert np.allclose(np.mean(np.abs(x) ** 2, axis=1), 1.0, atol=1e-4)
+    else:
+        assert np.allclose(np.maximum(np.abs(x.real).max(axis=1), np.abs(x.imag).max(axis=1)), 1.0, atol=1e-6)
+    measured = 10 * np.log10(np.mean(np.abs(c) ** 2, axis=1) / np.mean(np.abs(x - c) ** 2, axis=1))
+    assert np.all(np.abs(measured - snrs) < 0.5)
+    raw = generate_frames("16QAM", snrs, 16, np.random.default_rng(5), SynthConfig(), complex_output=True)
+    p = np.mean(np.abs(raw) ** 2, axis=1)  # without AGC the power encodes the SNR
+    assert np.allclose(p, 1 + 10 ** (-snrs / 10), rtol=0.15)  # noise power of one frame: +-3 % (1 sigma)
+
+
 def test_per_frame_snrs_and_float_layout():
     cfg = SynthConfig()
     snrs = np.array([-20, 0, 20, 30])
@@ -243,7 +386,8 @@ def test_impairments_change_frames_and_switches_work():
     clean = frames("QPSK", n=4, **CLEAN)
     for field, value in [("timing_offset", True), ("sample_rate_offset", True), ("carrier_offset", True),
                          ("phase_offset", True), ("fading", "rician"), ("fading", "rayleigh")]:
-        cfg = dict(CLEAN, **{field: value})
+        # the static offsets: the 2016 walks from zero move a frame by less than the threshold below
+        cfg = dict(CLEAN, cfo_static=True, sro_static=True, **{field: value})
         x = frames("QPSK", n=4, **cfg)
         assert np.mean(np.abs(x - clean) ** 2) > 1e-4, field
     # symbols do not depend on the channel switches: with CFO only, |x| equals the clean |x|
@@ -251,16 +395,49 @@ def test_impairments_change_frames_and_switches_work():
     assert np.allclose(np.abs(x), np.abs(clean), atol=1e-4)
 
 
-def test_cfo_within_bounds():
-    x = frames("AM-DSB-WC", n=16, **dict(CLEAN, carrier_offset=True))
-    # the carrier dominates: its phase slope is the CFO
-    slope = np.polyfit(np.arange(FRAME_LENGTH), np.unwrap(np.angle(x), axis=1).T, 1)[0] / (2 * np.pi)
-    assert np.all(np.abs(slope) <= 0.0025 + 1e-4) and np.std(slope) > 1e-4
+def carrier_frequency(**cfg):
+    """Instantaneous frequency (cycles/sample) of bare carriers: AM with carrier at modulation index 0."""
+    x = frames("AM-DSB-WC", n=32, **dict(CLEAN, carrier_offset=True, am_index_min=0.0, am_index_max=0.0, **cfg))
+    return np.diff(np.unwrap(np.angle(x), axis=1), axis=1) / (2 * np.pi)
 
 
-def test_sps_choices():
-    x = frames("BPSK", n=8, samples_per_symbol=[4, 8, 16])
-    assert x.shape == (8, FRAME_LENGTH) and np.isfinite(x).all()
+def test_cfo_walk_starts_at_zero_and_stays_within_its_clip():
+    # a step large enough to reach the clip within a frame, so that the clip is exercised
+    f = carrier_frequency(cfo_walk=2e-4, cfo_max=0.002)
+    assert np.all(np.abs(f[:, 0]) < 1e-5)  # the walk starts at zero ...
+    assert np.all(np.abs(f[:, :4]) < 4 / 64 * 0.002 + 1e-5)  # ... and ramps towards its first knot
+    assert np.all(np.abs(f) <= 0.002 + 1e-5)  # and never leaves +-cfo_max
+    assert np.mean(np.abs(f[:, -64:]) > 0.0019) > 0.2  # many walks end at the clip
+    knots = ch.random_walk_knots(np.random.default_rng(0), 500, FRAME_LENGTH, 0.002, 2e-4)
+    assert np.all(knots[:, 0] == 0) and np.all(np.abs(knots) <= 0.002)
+    assert np.any(knots == 0.002) and np.any(knots == -0.002)
+
+
+def test_cfo_defaults_follow_the_2016_generator_static_is_an_option():
+    f = carrier_frequency()  # the 2016 step (0.01 Hz at 200 kHz per sample) from zero: tiny over a frame
+    assert np.max(np.abs(f)) < 2e-5
+    fs = carrier_frequency(cfo_static=True)  # generator 1: static offset uniform in +-0.0025
+    slope = np.mean(fs, axis=1)
+    assert np.all(np.abs(slope) <= 0.0025 + 1e-4) and np.std(slope) > 5e-4
+
+
+def test_sro_walk_starts_at_zero():
+    knots = ch.random_walk_knots(np.random.default_rng(1), 200, FRAME_LENGTH, 250e-6, 0.05e-6)
+    assert np.all(knots[:, 0] == 0) and np.max(np.abs(knots)) < 250e-6
+    static = ch.random_walk_knots(np.random.default_rng(1), 200, FRAME_LENGTH, 250e-6, 0.05e-6, static=True)
+    assert np.std(static[:, 0]) > 100e-6 and np.max(np.abs(static)) <= 250e-6
+
+
+def test_sps_and_rolloff_choices_vary_the_spectrum():
+    x = frames("BPSK", n=64, samples_per_symbol=[4, 8, 16], rolloff_min=0.2, rolloff_max=0.5, **CLEAN)
+    assert x.shape == (64, FRAME_LENGTH) and np.isfinite(x).all()
+    p = np.abs(np.fft.fft(x * np.blackman(FRAME_LENGTH), axis=1)) ** 2
+    f = np.abs(np.fft.fftfreq(FRAME_LENGTH))
+    order = np.argsort(f)
+    cum = np.cumsum(p[:, order], axis=1) / p.sum(axis=1, keepdims=True)
+    bw = f[order][np.argmax(cum > 0.99, axis=1)]  # 99 % power bandwidth per frame
+    # occupied band (1 + a) / (2 sps): 0.15-0.19 at sps 4 down to 0.04-0.05 at sps 16
+    assert bw.min() < 0.06 and bw.max() > 0.13 and len(np.unique(np.round(bw, 3))) > 10
 
 
 # ---- the HDF5 writer ------------------------------------------------------------------------------------------

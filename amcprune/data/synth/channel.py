@@ -15,9 +15,9 @@ import numpy as np
 import scipy.fft as sfft
 
 KNOT_SPACING = 64
-"""Random walks (CFO drift, SRO drift) are drawn at one knot per 64 samples and interpolated linearly:
-their steps are tiny (0.01 Hz at 200 kHz per sample), so a finer walk changes nothing visible and would cost
-two extra normal draws per sample."""
+"""Random walks (CFO and SRO drift; the speech envelope) are drawn at one knot per 64 samples and
+interpolated linearly: their steps are tiny (0.01 Hz at 200 kHz per sample), so a finer walk changes nothing
+visible and would cost two extra normal draws per sample."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -114,10 +114,15 @@ def integrate_walk(knots: np.ndarray, frame_length: int) -> np.ndarray:
 
 
 def random_walk_knots(rng: np.random.Generator, n: int, frame_length: int, max_abs: float,
-                      step: float) -> np.ndarray:
-    """(n, knots) values: a static offset uniform in +-max_abs plus a random walk, clipped at +-max_abs."""
+                      step: float, static: bool = False) -> np.ndarray:
+    """(n, knots) values of a random walk (``step`` std per sample) clipped at +-max_abs, starting at zero
+    on the frame's first sample as GNU Radio's cfo_model/sro_model do, or with ``static`` at an offset
+    uniform in +-max_abs (generator 1's model).
+
+    Clipped after summing (generator 1's order, kept so that ``LEGACY_V1`` reproduces it); clipping each
+    step instead differs only once a walk reaches the bound, which at the 2016 step it does not in a frame."""
     n_knots = frame_length // KNOT_SPACING + 1
-    start = rng.uniform(-max_abs, max_abs, size=(n, 1))
+    start = rng.uniform(-max_abs, max_abs, size=(n, 1)) if static else 0.0
     steps = rng.standard_normal((n, n_knots)) * (step * math.sqrt(KNOT_SPACING))
     steps[:, 0] = 0.0
     return np.clip(start + np.cumsum(steps, axis=1), -max_abs, max_abs).astype(np.float32)

@@ -17,8 +17,11 @@ from amcprune.data.classes import CLASSES, FRAME_LENGTH
 from amcprune.errors import AmcpruneError
 from amcprune.utils.config import validation_message
 
-GENERATOR_VERSION = "amcprune-synth-1"
-"""Bumped whenever the same config and seed would give different samples, so files can be told apart."""
+GENERATOR_VERSION = "amcprune-synth-2"
+"""Bumped whenever the same config and seed would give different samples, so files can be told apart.
+2: speech-like analog messages (pauses, wandering level), random SSB sideband, wider AM index and FM deviation
+ranges, CFO/SRO as random walks from zero (the 2016 model), and the fields for the SNR definition and AGC.
+``LEGACY_V1`` holds the overrides under which generator 2 reproduces generator 1's samples."""
 
 
 class SynthConfigError(AmcpruneError, ValueError):
@@ -66,17 +69,28 @@ class SynthConfig(BaseModel):
     timing_offset: bool = True
     """Fractional timing offset, uniform over one symbol period: a receiver is never symbol-aligned."""
     sample_rate_offset: bool = True
-    """Sample clock offset: static uniform in +-sro_max_ppm per frame, plus a slow random walk."""
+    """Sample clock offset: a random walk from zero at the frame's first sample, clipped at +-sro_max_ppm
+    (GNU Radio's ``sro_model`` in the 2016 generator); ``sro_static`` adds a static start offset."""
     sro_max_ppm: float = 250.0
-    """50 Hz at 200 kHz in the 2016 generator = 250 ppm; shifts the frame end by at most 0.26 samples."""
+    """The walk's clip: 50 Hz at 200 kHz in the 2016 generator = 250 ppm (at most 0.26 samples of shift over
+    a frame). With the 2016 step the walk never gets near it within 1024 samples."""
     sro_walk_ppm: float = 0.05
-    """Random-walk step per sample (0.01 Hz at 200 kHz in the 2016 generator), clipped at sro_max_ppm."""
+    """Random-walk step std per sample (0.01 Hz at 200 kHz in the 2016 generator)."""
+    sro_static: bool = False
+    """Start the walk at a static offset uniform in +-sro_max_ppm instead of zero (generator 1's model,
+    harsher than the 2016 generator)."""
     carrier_offset: bool = True
-    """Carrier frequency offset: static uniform in +-cfo_max (cycles/sample) per frame, plus a slow drift."""
+    """Carrier frequency offset: a random walk from zero at the frame's first sample, clipped at +-cfo_max
+    (GNU Radio's ``cfo_model`` in the 2016 generator); ``cfo_static`` adds a static start offset."""
     cfo_max: float = 0.0025
-    """0.25 % of the sample rate (500 Hz at 200 kHz in the 2016 generator)."""
+    """The walk's clip in cycles/sample: 0.25 % of the sample rate (500 Hz at 200 kHz in the 2016 generator).
+    With the 2016 step the walk stays within about 5e-6 over a frame: the 500 Hz is a bound, not a typical
+    offset."""
     cfo_walk: float = 5e-8
-    """Random-walk step per sample in cycles/sample (0.01 Hz at 200 kHz), clipped at cfo_max."""
+    """Random-walk step std per sample in cycles/sample (0.01 Hz at 200 kHz in the 2016 generator)."""
+    cfo_static: bool = False
+    """Start the walk at a static offset uniform in +-cfo_max instead of zero: generator 1's model, up to
+    2.6 rotations per frame (a receiver without any frequency correction)."""
     phase_offset: bool = True
     """Uniform carrier phase in [0, 2 pi): an unsynchronised receiver sees any rotation."""
     fading: Literal["rician", "rayleigh", "none"] = "rician"
@@ -88,11 +102,40 @@ class SynthConfig(BaseModel):
     rician_k: float = 4.0
     """LOS-to-scatter power ratio per tap (2016 generator: K=4)."""
     awgn: bool = True
-    """Add complex white Gaussian noise of variance 10^(-SNR/10) to the unit-power clean frame."""
+    """Add complex white Gaussian noise to the unit-power clean frame, at the level ``snr_definition`` sets."""
+    snr_definition: Literal["sample", "es_n0"] = "sample"
+    """'sample': noise variance 10^(-SNR/10) per complex sample over the whole sampled band, so a digital
+    class at 8 samples/symbol has Es/N0 = SNR + 9.0 dB. 'es_n0': the label is Es/N0, noise variance
+    sps * 10^(-SNR/10) with the frame's samples per symbol; the analog classes (no symbols) use
+    ``ANALOG_REFERENCE_SPS``, i.e. the noise level of an 8-samples/symbol digital frame at the same label."""
+    agc: Literal["none", "power", "peak"] = "none"
+    """Automatic gain control on the noisy frame: 'none' (the frame's power is 1 + noise power, so it
+    encodes the SNR), 'power' (unit mean power per frame) or 'peak' (largest |I| or |Q| = 1). Off by
+    default: nothing public says the real file was normalised."""
 
     # ---- analog classes -----------------------------------------------------------------------------------
-    ssb_sideband: Literal["upper", "lower", "random"] = "upper"
-    """Which sideband AM-SSB keeps; one fixed sideband gives a learnable, one-sided spectrum."""
+    ssb_sideband: Literal["upper", "lower", "random"] = "random"
+    """Which sideband AM-SSB keeps ('random': either, per frame). A fixed sideband is a one-sided spectrum
+    that no real SSB class has (both are in use)."""
+    am_index_min: float = 0.3
+    """Modulation index of AM with carrier (message peak over carrier amplitude), uniform per frame in
+    [am_index_min, am_index_max]. Broadcast AM averages 30-50 %; the carrier holds most of the power."""
+    am_index_max: float = 1.0
+    fm_deviation_min: float = 0.005
+    """Peak frequency deviation of FM in cycles/sample, uniform per frame: 1-10 kHz at 200 kHz, narrow- to
+    medium-band FM inside the sampled band (Carson bandwidth at most 0.2 fs)."""
+    fm_deviation_max: float = 0.05
+    speech_pause: float = 0.3
+    """Share of the time the message is silent (talk spurts and pauses alternate as a two-state Markov
+    chain); a paused AM-WC or FM frame is a bare carrier, as real audio gives. 0: never silent."""
+    speech_pause_len: int = 1024
+    """Mean length of a pause in samples (talk spurts: speech_pause_len * (1 - p) / p). Real pauses are far
+    longer than a frame at any plausible rate; shorter ones here put pause edges inside some frames too."""
+    speech_floor_db: float = -40.0
+    """Level of the background in a pause, relative to speech: recordings are never digital silence."""
+    speech_level_db: float = 0.75
+    """Std of the per-64-sample step of a random walk of the speech level (dB), shifted so that its highest
+    point over the generated stretch is the nominal level: the AM index stays a bound on the message peak."""
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -155,6 +198,19 @@ class SynthConfig(BaseModel):
             raise ValueError("multipath magnitudes must be >= 0, at least one > 0")
         if self.rician_k < 0:
             raise ValueError(f"rician_k must be >= 0, got {self.rician_k}")
+        if not 0.0 <= self.am_index_min <= self.am_index_max <= 2.0:
+            raise ValueError("AM index needs 0 <= am_index_min <= am_index_max <= 2")
+        if not 0.0 <= self.fm_deviation_min <= self.fm_deviation_max <= 0.2:
+            # beyond 0.2 cycles/sample the Carson bandwidth no longer fits into the sampled band
+            raise ValueError("FM deviation needs 0 <= fm_deviation_min <= fm_deviation_max <= 0.2 cycles/sample")
+        if not 0.0 <= self.speech_pause < 1.0:
+            raise ValueError(f"speech_pause must lie in 0..1 (exclusive), got {self.speech_pause}")
+        if self.speech_pause_len < 64:
+            raise ValueError(f"speech_pause_len must be >= 64 samples, got {self.speech_pause_len}")
+        if not -120.0 <= self.speech_floor_db <= 0.0:
+            raise ValueError(f"speech_floor_db must lie in -120..0 dB, got {self.speech_floor_db}")
+        if not 0.0 <= self.speech_level_db <= 20.0:
+            raise ValueError(f"speech_level_db must lie in 0..20 dB, got {self.speech_level_db}")
         return self
 
     def __init__(self, **data: Any) -> None:
@@ -179,6 +235,16 @@ class SynthConfig(BaseModel):
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
 
+
+ANALOG_REFERENCE_SPS = 8
+"""Samples per symbol that sets the analog classes' noise level under ``snr_definition='es_n0'``."""
+
+LEGACY_V1: dict[str, Any] = {
+    "ssb_sideband": "upper", "am_index_min": 0.5, "am_index_max": 1.0, "fm_deviation_min": 0.01,
+    "fm_deviation_max": 0.05, "speech_pause": 0.0, "speech_level_db": 0.0, "cfo_static": True, "sro_static": True,
+}
+"""Overrides that make generator 2 produce generator 1's samples (amcprune-synth-1) for the same seed:
+``synth_config("quick", **LEGACY_V1)``, or ``amcprune data synth --legacy-v1``."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     # all classes and the extreme SNRs in a second or two: for tests of the whole pipeline.

@@ -7,10 +7,12 @@ The chain per frame, in the order a real link applies it:
 2. linear channel: fractional timing offset and multipath fading, folded with the RRC pulse into one
    frequency response (so one inverse FFT per frame does pulse shaping and channel);
 3. receiver clock: sample-rate offset (time warp, 5-point Lagrange interpolation) while cropping 1024 samples;
-4. carrier: frequency offset with slow drift, and a random phase;
-5. scale the clean frame to unit mean power, add complex AWGN of variance 10^(-SNR/10).
-
-So SNR is per sample and exact per frame (Es/N0 = SNR + 10 log10(samples per symbol) for digital classes).
+4. carrier: frequency offset (a random walk from zero, or with ``cfo_static`` a static offset plus the walk),
+   and a random phase;
+5. scale the clean frame to unit mean power, add complex AWGN: variance 10^(-SNR/10) per sample with
+   ``snr_definition='sample'`` (Es/N0 = SNR + 10 log10(samples per symbol) for digital classes), or
+   sps * 10^(-SNR/10) with ``'es_n0'`` (the label is Es/N0); exact per frame either way;
+6. optionally an AGC (``agc``): the noisy frame scaled to unit power or unit peak.
 Random draws come from three independent child streams (signal, channel, noise) of the given generator,
 so switching an impairment off leaves the symbols and the noise of the other stages unchanged.
 """
@@ -25,7 +27,7 @@ import scipy.fft as sfft
 from amcprune.data.classes import CLASSES, FRAME_LENGTH
 from amcprune.data.synth import channel as ch
 from amcprune.data.synth import modulations as md
-from amcprune.data.synth.config import SynthConfig
+from amcprune.data.synth.config import ANALOG_REFERENCE_SPS, SynthConfig
 from amcprune.errors import AmcpruneError
 
 SUB_BATCH = 64
@@ -89,20 +91,44 @@ def _baseband(name: str, kind: str, m: int, sps: int, k: int, n_fft: int, rng: n
         # modulation index 1/2: the phase moves by +-pi/2 per symbol
         phase = np.cumsum(freq, axis=1, dtype=np.float64) * (math.pi / 2 / sps)
         return _rotor(phase.astype(np.float32)), None
-    # analog classes: a band-limited message
+    # analog classes: a band-limited message, with speech-like pauses and level (``md.speech_envelope``)
     kpos = np.arange(1, int(md.MESSAGE_F_HI[1] * n_fft) + 1)
     c = md.message_spectrum(rng, m, freqs[kpos])
     power = 2.0 * np.sum(np.abs(c) ** 2, axis=1, keepdims=True) / float(n_fft) ** 2
     c *= (md.MESSAGE_RMS / np.sqrt(np.maximum(power, 1e-30))).astype(np.float32)
+    speech = config.speech_pause > 0 or config.speech_level_db > 0
+
+    def envelope() -> np.ndarray:
+        # drawn after every draw generator 1 made, so that LEGACY_V1 (no envelope) repeats its streams
+        return md.speech_envelope(rng, m, n_fft, config.speech_pause, config.speech_pause_len,
+                                  config.speech_floor_db, config.speech_level_db, ch.KNOT_SPACING)
+
     if kind == md.FM_KIND:
         half = np.zeros((m, n_fft // 2 + 1), np.complex64)
         half[:, kpos] = c
         msg = sfft.irfft(half, n=n_fft, axis=1, overwrite_x=True)  # unit-free, RMS 1/3, peaks ~1
-        dev = rng.uniform(*md.FM_DEVIATION, size=(m, 1))
+        dev = rng.uniform(config.fm_deviation_min, config.fm_deviation_max, size=(m, 1))
+        if speech:
+            msg *= envelope()  # a pause is an unmodulated carrier
         phase = (2 * math.pi) * dev * np.cumsum(msg, axis=1, dtype=np.float64)
         return _rotor(phase.astype(np.float32)), None
     with_carrier = name in md.WITH_CARRIER
-    mu = rng.uniform(*md.AM_INDEX, size=(m, 1)).astype(np.float32) if with_carrier else np.float32(1)
+    mu = (rng.uniform(config.am_index_min, config.am_index_max, size=(m, 1)).astype(np.float32)
+          if with_carrier else np.float32(1))
+    upper = None
+    if kind == md.AM_SSB:
+        side = config.ssb_sideband
+        upper = np.ones(m, bool) if side == "upper" else np.zeros(m, bool) if side == "lower" \
+            else rng.integers(0, 2, size=m).astype(bool)
+    if speech:
+        half = np.zeros((m, n_fft // 2 + 1), np.complex64)
+        half[:, kpos] = c
+        msg = sfft.irfft(half, n=n_fft, axis=1, overwrite_x=True)
+        msg *= envelope()
+        # back to the message band: what the ramps spread below MESSAGE_F_LO is cut (transmitters high-pass
+        # their audio), so nothing lands on or next to the carrier and SSB stays one-sided near DC
+        c = sfft.rfft(msg, axis=1, overwrite_x=True)[:, kpos].astype(np.complex64)
+        c[:, freqs[kpos] < md.MESSAGE_F_LO] = 0
     band = np.concatenate([[0], kpos, n_fft - kpos])
     nk = len(kpos)
     spec = np.zeros((m, 1 + 2 * nk), np.complex64)
@@ -112,10 +138,7 @@ def _baseband(name: str, kind: str, m: int, sps: int, k: int, n_fft: int, rng: n
     if kind == md.AM_DSB:  # real message: Hermitian spectrum
         spec[:, 1:1 + nk] = c
         spec[:, 1 + nk:] = np.conj(c)
-    else:  # analytic message m + j H{m}: one sideband only
-        side = config.ssb_sideband
-        upper = np.ones(m, bool) if side == "upper" else np.zeros(m, bool) if side == "lower" \
-            else rng.integers(0, 2, size=m).astype(bool)
+    else:  # analytic message m + j H{m} (upper) or m - j H{m} (lower): one sideband only
         spec[upper, 1:1 + nk] = 2 * c[upper]
         spec[~upper, 1 + nk:] = 2 * np.conj(c[~upper])
     return spec, band
@@ -140,9 +163,10 @@ def _clean_group(name: str, m: int, sps: int, sig_rng: np.random.Generator, ch_r
     else:
         gains, delays = None, tau
     phase0 = ch_rng.uniform(0.0, 2 * math.pi, size=(m, 1)).astype(np.float32) if config.phase_offset else None
-    cfo = (ch.random_walk_knots(ch_rng, m, FRAME_LENGTH, config.cfo_max, config.cfo_walk)
+    cfo = (ch.random_walk_knots(ch_rng, m, FRAME_LENGTH, config.cfo_max, config.cfo_walk, config.cfo_static)
            if config.carrier_offset else None)
-    sro = (ch.random_walk_knots(ch_rng, m, FRAME_LENGTH, config.sro_max_ppm * 1e-6, config.sro_walk_ppm * 1e-6)
+    sro = (ch.random_walk_knots(ch_rng, m, FRAME_LENGTH, config.sro_max_ppm * 1e-6, config.sro_walk_ppm * 1e-6,
+                                config.sro_static)
            if config.sample_rate_offset else None)
     linear_channel = config.timing_offset or config.fading != "none"
 
@@ -185,8 +209,9 @@ def generate_frames(class_name: str, snrs_db, n: int, rng: np.random.Generator, 
 
     Returns float32 (n, 1024, 2) I/Q frames as stored in the HDF5 file (or complex64 (n, 1024) with
     ``complex_output``); with ``return_clean`` a tuple (noisy, clean) where clean is the unit-power frame
-    before noise, so a caller can measure the SNR. ``rng`` is a numpy Generator seeded from a SeedSequence
-    (as ``numpy.random.default_rng(seed)`` gives); the output depends only on its state and ``config``.
+    before noise (times the AGC's gain, if any), so a caller can measure the SNR. ``rng`` is a numpy
+    Generator seeded from a SeedSequence (as ``numpy.random.default_rng(seed)`` gives); the output depends
+    only on its state and ``config``.
     """
     name = _as_class(class_name)
     n = int(n)
@@ -202,7 +227,13 @@ def generate_frames(class_name: str, snrs_db, n: int, rng: np.random.Generator, 
 
     sps_choices = config.samples_per_symbol
     pick = ch_rng.integers(0, len(sps_choices), size=n) if len(sps_choices) > 1 else np.zeros(n, np.intp)
-    sigma = np.sqrt(0.5 * 10.0 ** (-snrs / 10.0)).astype(np.float32)[:, None]
+    noise_var = 10.0 ** (-snrs / 10.0)
+    if config.snr_definition == "es_n0":
+        # Es = sps * (unit power per sample) and N0 = noise variance per sample (fs = 1)
+        analog = md.CLASS_KIND[name] in (md.AM_DSB, md.AM_SSB, md.FM_KIND)
+        sps_of = np.full(n, ANALOG_REFERENCE_SPS) if analog else np.asarray(sps_choices)[pick]
+        noise_var = noise_var * sps_of
+    sigma = np.sqrt(0.5 * noise_var).astype(np.float32)[:, None]
     noisy = np.empty((n, FRAME_LENGTH), np.complex64)
     clean_all = np.empty((n, FRAME_LENGTH), np.complex64) if return_clean else None
     for s0 in range(0, n, SUB_BATCH):
@@ -224,6 +255,17 @@ def generate_frames(class_name: str, snrs_db, n: int, rng: np.random.Generator, 
             noisy[rows] += clean
         else:
             noisy[rows] = clean
+        if config.agc != "none":
+            y = noisy[rows]
+            if config.agc == "power":
+                level = np.sqrt(np.mean(y.real ** 2 + y.imag ** 2, axis=1, keepdims=True))
+            else:
+                level = np.maximum(np.max(np.abs(y.real), axis=1, keepdims=True),
+                                   np.max(np.abs(y.imag), axis=1, keepdims=True))
+            gain = (1.0 / np.maximum(level, 1e-20)).astype(np.float32)
+            noisy[rows] *= gain
+            if clean_all is not None:  # the same gain, so that clean and noise still give the SNR
+                clean_all[rows] *= gain
 
     def fmt(a: np.ndarray) -> np.ndarray:
         return a if complex_output else a.view(np.float32).reshape(n, FRAME_LENGTH, 2)

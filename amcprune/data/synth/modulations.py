@@ -3,8 +3,8 @@
 Digital classes are linear modulations (a constellation, raised-root-cosine pulses), except GMSK (a
 continuous-phase FSK) and OQPSK (QPSK whose quadrature rail is delayed by half a symbol). Analog classes
 are driven by a band-limited random message, a stand-in for the real audio of the original datasets:
-band-limited Gaussian noise has speech/music-like bandwidth but never falls silent, so every frame carries
-modulation that a classifier can see.
+band-limited Gaussian noise with speech/music-like bandwidth, shaped by ``speech_envelope`` into talk spurts
+and pauses at a wandering level, so that some frames carry little or no modulation, as real audio does.
 
 All constellations have unit mean power over their points (uniform symbols), so that the Es of every
 class is the same before the channel; frames are renormalised after the channel anyway (see ``generator``).
@@ -125,15 +125,13 @@ CONSTELLATIONS: dict[str, np.ndarray] = {
 # ---- analog message and modulation parameters ----------------------------------------------------------------
 # All frequencies in cycles per sample. At the 2016 generator's 200 kHz, 0.002 is 400 Hz (speech has
 # little energy below) and 0.015-0.05 are 3-10 kHz, the bandwidth of speech and AM-broadcast audio.
+# The modulation index of AM and the deviation of FM are config fields (``SynthConfig.am_index_*``,
+# ``fm_deviation_*``), as are the pauses and level of the speech envelope (``speech_*``).
 MESSAGE_F_LO = 0.002
 MESSAGE_F_HI = (0.015, 0.05)
 MESSAGE_RMS = 1.0 / 3.0
-"""Message RMS: Gaussian peaks stay below 1 (3 sigma) 99.7 % of the time, so AM rarely over-modulates."""
-AM_INDEX = (0.5, 1.0)
-"""Modulation index range of the AM classes with carrier: clearly visible modulation on a clear carrier."""
-FM_DEVIATION = (0.01, 0.05)
-"""Peak frequency deviation of FM (cycles/sample): 2-10 kHz at 200 kHz, narrow- to medium-band FM that
-stays inside the sampled band (Carson bandwidth at most 0.2 fs)."""
+"""Message RMS while talking at the nominal level: Gaussian peaks stay below 1 (3 sigma) 99.7 % of the
+time, so AM at index 1 rarely over-modulates."""
 
 
 def message_spectrum(rng: np.random.Generator, n: int, freqs_pos: np.ndarray) -> np.ndarray:
@@ -148,3 +146,35 @@ def message_spectrum(rng: np.random.Generator, n: int, freqs_pos: np.ndarray) ->
     amp = (MESSAGE_F_LO / np.maximum(freqs_pos, MESSAGE_F_LO)) ** 0.5
     mask = (freqs_pos[None, :] >= MESSAGE_F_LO) & (freqs_pos[None, :] <= f_hi)
     return c * (amp[None, :] * mask).astype(np.float32)
+
+
+def speech_envelope(rng: np.random.Generator, n: int, length: int, pause: float, pause_len: float,
+                    floor_db: float, level_db: float, spacing: int = 64) -> np.ndarray:
+    """(n, length) float32 gains that give a noise message the structure of speech: talk spurts and pauses.
+
+    On knots every ``spacing`` samples: a two-state Markov chain (talking / paused) whose stationary share
+    of pauses is ``pause`` and whose pauses last ``pause_len`` samples on average, started from that
+    stationary share; a paused knot has gain ``floor_db``. The talking level wanders as a random walk of
+    ``level_db`` per knot, shifted so that its highest point is 0 dB (the nominal level). Linear
+    interpolation between knots makes every edge a ramp of ``spacing`` samples, so the message stays
+    band-limited (the ramp's spectrum falls off well inside the message band).
+    """
+    n_knots = length // spacing + 2
+    gain_db = np.zeros((n, n_knots), np.float32)
+    if level_db > 0:
+        walk = np.cumsum(rng.standard_normal((n, n_knots), dtype=np.float32) * np.float32(level_db), axis=1)
+        gain_db = walk - walk.max(axis=1, keepdims=True)
+    if pause > 0:
+        talk_len = pause_len * (1.0 - pause) / pause
+        p_stop = min(1.0, spacing / talk_len)
+        p_start = min(1.0, spacing / pause_len)
+        u = rng.random((n, n_knots), dtype=np.float32)
+        talking = np.empty((n, n_knots), bool)
+        talking[:, 0] = u[:, 0] >= pause
+        for j in range(1, n_knots):
+            talking[:, j] = np.where(talking[:, j - 1], u[:, j] >= p_stop, u[:, j] < p_start)
+        gain_db = np.where(talking, gain_db, np.float32(floor_db))
+    g = (10.0 ** (gain_db / np.float32(20))).astype(np.float32)
+    frac = np.arange(spacing, dtype=np.float32) / np.float32(spacing)
+    lo, hi = g[:, :-1, None], g[:, 1:, None]
+    return (lo + (hi - lo) * frac).reshape(n, -1)[:, :length]

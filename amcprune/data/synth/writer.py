@@ -16,6 +16,7 @@ import mmap
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -91,6 +92,10 @@ _SLOTS: np.ndarray | None = None
 
 def _init_worker(config_json: str) -> None:
     global _WORKER_CONFIG
+    # The kernel's default action, not the inherited Python handler: a Python handler runs only when the
+    # worker returns to the interpreter, and a worker blocked on the pool's queue lock (which
+    # Pool.terminate holds for good) never does, so pool.terminate() waited for it forever (seen under load).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _WORKER_CONFIG = SynthConfig(**json.loads(config_json))
 
 
@@ -142,7 +147,9 @@ def _results(config: SynthConfig, tasks: list[list[_Unit]], workers: int):
             if nxt < len(tasks):  # the slot has been written out: reuse it
                 pending.append((slot, pool.apply_async(_worker_task, (tasks[nxt], slot if fork else None))))
                 nxt += 1
+        # an orderly exit: every worker takes its stop sentinel; terminate() below then has nothing to stop
         pool.close()
+        pool.join()
     finally:
         pool.terminate()
         pool.join()
