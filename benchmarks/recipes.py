@@ -12,7 +12,7 @@
 3. Prints one row per run and, per recipe, the mean and min / max over the seeds of the final score (from the
    exported final.onnx), score / dense, measured compression, criterion (val) and test accuracy, epochs and wall
    time, with the ratio of each recipe's mean score to the baseline's (``--baseline``, ``imp-2021``) and per
-   seed; writes a
+   seed (a chained recipe also gets a row per stage prefix, ``fmp-bits[:1]`` is its fmp stage); writes a
    score-vs-test-accuracy plot (``--plot``). A run directory with a summary is read, not run again.
 
     python benchmarks/recipes.py --out /tmp/recipes --jobs 2          # the default: 3 seeds x 7 recipes
@@ -110,19 +110,36 @@ def run_one(dense: tuple[str, Path, Path], recipe: str, args: argparse.Namespace
         try:
             wall = run_logged(cmd, args.out / "logs" / f"{out.name}.log")
         except RuntimeError as exc:
-            return {"trial": trial, "recipe": recipe, "error": str(exc)}
+            return [{"trial": trial, "recipe": recipe, "error": str(exc)}]
     s = json.loads((out / "summary.json").read_text())
     final = s["final"]
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines() if line.strip()]
     dense_score = records[0].get("score")
     score = (s.get("final_cost") or {}).get("score", final["stats"].get("score"))
-    return {
+    row = {
         "trial": trial, "recipe": recipe, "met": s["met"], "dense_val": s["dense_acc"], "threshold": s["threshold"],
         "val": final["criterion_acc"], "test": final["test_acc"], "dense_test": s["dense_test_acc"],
         "compression": final["stats"]["compression"], "score": score, "dense_score": dense_score,
         "score_ratio": score / dense_score if score and dense_score else None, "epochs": s["epochs_total"],
         "wall_s": wall if wall is not None else s["wall_s"],
     }
+    return [*stage_rows(row, records), row]
+
+
+def stage_rows(row: dict, records: list[dict]) -> list[dict]:
+    """For a chained recipe, the result of each stage but the last, from its stop record, as a row of its own
+    (``RECIPE[:k]``): what the recipe made of its first k stages, as that shorter recipe would (same stages,
+    options, start and seed). The score is the run's measurement of the in-memory model (the same graph the final
+    export scores)."""
+    stops = [r for r in records if r["event"] == "stop"]
+    out = []
+    for k, stop in enumerate(stops[:-1], start=1):
+        epochs = max((r["epochs_total"] for r in records if r["stage"] < k), default=0)
+        out.append({**row, "recipe": f"{row['recipe']}[:{k}]", "met": stop["met"], "val": stop["criterion_acc"],
+                    "test": stop["test_acc"], "compression": stop["compression"], "score": stop["score"],
+                    "score_ratio": stop["score"] / row["dense_score"] if row["dense_score"] else None,
+                    "epochs": epochs, "wall_s": stop["wall_s"]})
+    return out
 
 
 def spread(rows: list[dict], key: str) -> tuple[float, float, float]:
@@ -187,7 +204,8 @@ def main() -> int:
     # recipe by recipe (all seeds of one before the next), so a partial run already has spreads
     jobs = [(d, r) for r in args.recipes for d in dense]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(lambda job: run_one(job[0], job[1], args), jobs))
+        rows = [row for rows in pool.map(lambda job: run_one(job[0], job[1], args), jobs) for row in rows]
+    names = list(dict.fromkeys(r["recipe"] for r in rows))  # with the stage prefixes of chained recipes
 
     print(f"criterion: {args.criterion}; magnitude stages: {args.budget}")
     print("| seed | recipe | met | val (threshold) | test (dense) | compression | score | score/dense | epochs | wall s |")
@@ -207,7 +225,7 @@ def main() -> int:
     print(f"| recipe | runs | met | score | score/dense | compression | val acc | test acc | epochs | wall s | "
           f"x {first} | x {first} per seed |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for recipe in args.recipes:
+    for recipe in names:
         rs = [r for r in rows if r["recipe"] == recipe and "error" not in r]
         if not rs:
             continue
@@ -223,7 +241,7 @@ def main() -> int:
         print(f"| {recipe} | {len(rs)} | {met} | " + " | ".join(cells) + f" | {ratio} | "
               f"{per_seed} |")
     plot = args.plot or args.out / "pareto.png"
-    pareto_plot(rows, args.recipes, plot)
+    pareto_plot(rows, names, plot)
     (args.json or args.out / "rows.json").write_text(json.dumps(rows, indent=1))
     print(f"\nplot: {plot}; total wall time {(time.perf_counter() - t0) / 60:.1f} min")
     return 0
