@@ -28,6 +28,7 @@ import brevitas.nn as qnn
 import torch
 from torch import nn
 
+from amcprune.models.channels import ChannelGroup
 from amcprune.models.quantizers import SignedActQuant
 from amcprune.models.registry import register_arch
 from amcprune.models.spec import BlockSpec, ModelSpec
@@ -108,6 +109,38 @@ class CompactNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.input_quant(x))
         return self.classifier(self.pool_act(self.flatten(self.pool(x))))
+
+    def channel_groups(self) -> list[ChannelGroup]:
+        """The channel groups of the block stream (see the module docstring), in block order."""
+        groups: list[ChannelGroup] = []
+        stream = ChannelGroup(fixed=True)  # the model input: its two channels stay
+        for i, block in enumerate(self.blocks):
+            p = f"blocks.{i}"
+            present = {name for name, _ in block.named_children()}
+
+            def here(*names: str) -> list[str]:
+                return [f"{p}.{n}" for n in names if n in present]
+
+            if block.separable:
+                # depthwise channel j reads stream channel j only and feeds pointwise input j
+                stream.carriers += here("dw")
+                stream.batchnorms += here("dw_bn")
+                stream.per_channel += here("dw_bn", "dw_act")
+                reader, out_bn, out_mods = f"{p}.pw", "pw_bn", ("pw_bn", "pw_act", "add_act", "out_pool")
+            else:
+                reader, out_bn, out_mods = f"{p}.conv", "bn", ("bn", "act", "add_act", "out_pool")
+            stream.consumers.append(reader)
+            if not block.residual:
+                groups.append(stream)
+                stream = ChannelGroup()
+            # a residual block's output channel j is its input channel j plus its own output j: one group
+            stream.producers.append(reader)
+            stream.batchnorms += here(out_bn)
+            stream.per_channel += here(*out_mods)
+        stream.consumers.append("classifier")
+        stream.per_channel += ["pool", "pool_act"]
+        groups.append(stream)
+        return groups
 
 
 @register_arch("compact")

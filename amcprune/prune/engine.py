@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from amcprune.data import radioml
 from amcprune.errors import AmcpruneError
-from amcprune.models import build_model, load_model, validate_spec
+from amcprune.models import build_model, load_model, spec_of, validate_spec
 from amcprune.models.loading import resolve_checkpoint_path
 from amcprune.outputs import (CONFIG_FILE, EPOCHS_FILE, FINAL_CHECKPOINT, FINAL_ONNX, ITERATIONS_DIR, PRUNE_RUN_FILES,
                               RECORDS_FILE, STATE_FILE, SUMMARY_FILE, PruneEpoch, PruneSummary, check)
@@ -273,7 +273,8 @@ class PruneRun:
         bind a fresh optimizer and scheduler to them."""
         ckpt = load_checkpoint(self.out / rel)
         spec = validate_spec(ckpt["spec"], rel)
-        if isinstance(self.model, nn.Sequential):
+        # A model built from its spec (vgg10, compact) is rebuilt at the saved widths; others keep their shape.
+        if isinstance(self.model, nn.Sequential) or spec_of(self.model) is not None:
             with torch.random.fork_rng(devices=[]):
                 fresh = build_model(spec)
             load_model_state(fresh, ckpt["model"], ckpt.get("masks") or None)
