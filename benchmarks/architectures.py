@@ -12,7 +12,9 @@ compression and wall time.
 ``--archs`` takes names of ``ARCHS`` below (each is trial overrides: an architecture or model preset, its
 bits and widths); ``--criterion structured`` prunes whole channels and shrinks the model (the stage's default
 is ``global``, unstructured); ``--set KEY=VALUE`` adds trial overrides to every run (e.g. ``train.epochs=20``,
-``model.input_length=...``). A run directory that holds a finished trial is read, not run again.
+``model.input_length=...``). ``--data FILE`` gives every trial the same existing file (e.g. the synthetic file
+the first trial wrote, or the real RadioML 2018.01A file) instead of generating one per trial. A run directory
+that holds a finished trial is read, not run again.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ ARCHS: dict[str, list[str]] = {
 DEFAULT_ARCHS = ["vgg10", "compact-winner-stem", "compact-winner"]
 
 
-def run_one(root: Path, preset: str, arch: str, seed: int, threads: int | None, extra: list[str]) -> dict:
+def run_one(root: Path, preset: str, arch: str, seed: int, threads: int | None, extra: list[str],
+            data: Path | None = None) -> dict:
     out = root / f"{arch}-seed{seed}"
     trial = out / "trial.json"
     done = trial.is_file() and json.loads(trial.read_text()).get("status") == "done"
@@ -54,6 +57,8 @@ def run_one(root: Path, preset: str, arch: str, seed: int, threads: int | None, 
                "--set", f"seed={seed}"]
         if threads:
             cmd += ["--set", f"threads={threads}"]
+        if data is not None:
+            cmd += ["--data", str(data)]
         for item in [*ARCHS[arch], *extra]:
             cmd += ["--set", item]
         out.mkdir(parents=True, exist_ok=True)
@@ -95,14 +100,14 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="trials at once (give --threads 1 with 2 jobs on 2 cores)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per trial")
     ap.add_argument("--set", dest="extra", action="append", default=[], help="extra trial override KEY=VALUE")
+    ap.add_argument("--data", type=Path, default=None, help="an existing RadioML-layout file for every trial")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     extra = list(args.extra) + ([f"criterion={args.criterion}"] if args.criterion else [])
 
-    # The longest trials first, so that parallel jobs finish together.
     runs = [(a, s) for s in args.seeds for a in args.archs]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(lambda r: run_one(args.out, args.preset, r[0], r[1], args.threads, extra), runs))
+        rows = list(pool.map(lambda r: run_one(args.out, args.preset, r[0], r[1], args.threads, extra, args.data), runs))
 
     print(f"demo preset {args.preset!r}, overrides {extra or 'none'}, jobs {args.jobs}, threads {args.threads or 'default'}")
     print("| arch | seed | met | dense score | pruned score | test dense -> pruned | compression | weights | prunes | min |")
