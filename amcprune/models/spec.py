@@ -16,6 +16,10 @@ compact (``i`` is the index in ``blocks``)
     ``block{i}.add``: ``act_bits`` of the QuantReLU that re-quantizes the sum of a residual block.
     ``pool``: ``act_bits`` of the quantizer after global pooling (the classifier's input).
     ``classifier``: ``weight_bits`` of the final QuantLinear (bias int32, output not quantized).
+
+Cheap stems: ``stem_stride`` / ``stem_pool`` (vgg10: conv0's stride and the max-pool after it) and a block's
+``pool`` (compact: a max-pool after the block's output quantizer) shorten every later layer's input, where
+most MACs are. ``MODEL_PRESETS`` holds named specs; ``arch: <preset>`` expands to one.
 """
 
 from __future__ import annotations
