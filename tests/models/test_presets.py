@@ -55,15 +55,17 @@ def test_every_preset_builds_runs_and_exports_without_cost_warnings(name):
 
 def test_stems_cut_the_first_layers_cost():
     base = dict(arch="vgg10", conv_filters=16, dense_width=32, weight_bits=4, act_bits=4)
+    torch.manual_seed(0)  # zero weights after quantization are discounted: fix them
     plain = model_cost(build_model(ModelSpec(**base)))
     strided = build_model(ModelSpec(**base, stem_stride=2))
     pooled = build_model(ModelSpec(**base, stem_pool=4))
     assert strided[1].stride == (2,) and pooled[4].kernel_size == 4
-    for model in (strided, pooled):
+    # Every layer after the stem sees half the samples, and dense0 reads half as much. Strided, conv0 too:
+    # about half the bops; pooled, conv0 (about a fifth of this model's bops at its 8-bit input) keeps its own.
+    for model, low, high in ((strided, 0.4, 0.55), (pooled, 0.5, 0.66)):
         cost = model_cost(model)
         assert cost.warnings == []
-        # every layer after the stem sees half the samples: about half the MACs, and dense0 reads half as much
-        assert 0.4 * plain.bops < cost.bops < 0.6 * plain.bops
+        assert low * plain.bops < cost.bops < high * plain.bops
         assert model[30].in_features == 16 * 4
     winner = model_cost(build_model(ModelSpec(arch="compact-winner")))
     stem = model_cost(build_model(ModelSpec(arch="compact-winner-stem")))
