@@ -9,6 +9,8 @@ compression and wall time.
     python benchmarks/architectures.py --out /tmp/arch --jobs 2              # defaults: 3 archs x seeds 0 1 2
     python benchmarks/architectures.py --archs vgg10 compact-winner --seeds 0 1 2 3 4 --preset gpu  # a GPU box
 
+``--epochs`` and ``--max-iterations`` cut the demo's budgets (8 training epochs, at most 12 prunes) to 4 and 4 by
+default, so that the default run fits a busy 2-core machine; 0 keeps the preset's (use that on a GPU machine).
 ``--archs`` takes names of ``ARCHS`` below (each is trial overrides: an architecture or model preset, its
 bits and widths); ``--criterion structured`` prunes whole channels and shrinks the model (the stage's default
 is ``global``, unstructured); ``--set KEY=VALUE`` adds trial overrides to every run (e.g. ``train.epochs=20``,
@@ -100,10 +102,17 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="trials at once (give --threads 1 with 2 jobs on 2 cores)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per trial")
     ap.add_argument("--set", dest="extra", action="append", default=[], help="extra trial override KEY=VALUE")
+    ap.add_argument("--epochs", type=int, default=4, help="dense training epochs (0: the preset's)")
+    ap.add_argument("--max-iterations", type=int, default=4, help="most prunes per trial (0: the preset's)")
     ap.add_argument("--data", type=Path, default=None, help="an existing RadioML-layout file for every trial")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    extra = list(args.extra) + ([f"criterion={args.criterion}"] if args.criterion else [])
+    extra = [f"criterion={args.criterion}"] if args.criterion else []
+    if args.epochs:
+        extra += [f"train.epochs={args.epochs}", f"train.t0={args.epochs}"]  # one cosine cycle, as in the demo
+    if args.max_iterations:
+        extra += [f"prune.max_iterations={args.max_iterations}"]
+    extra += args.extra
 
     runs = [(a, s) for s in args.seeds for a in args.archs]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
