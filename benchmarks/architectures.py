@@ -8,6 +8,10 @@ compression and wall time.
 
     python benchmarks/architectures.py --out /tmp/arch --jobs 2              # defaults: 3 archs x seeds 0 1 2
     python benchmarks/architectures.py --archs vgg10 compact-winner --seeds 0 1 2 3 4 --preset gpu  # a GPU box
+    python benchmarks/architectures.py --costs --archs vgg10 vgg10-stem compact compact-winner   # no training
+
+``--costs`` only builds each architecture (seed 0 initialisation, at the trial's model spec) and prints what the
+cost tool bills for it, quantized and as a float model: seconds, no data.
 
 ``--epochs`` and ``--max-iterations`` cut the demo's budgets (8 training epochs, at most 12 prunes) to 4 and 4 by
 default, so that the default run fits a busy 2-core machine; 0 keeps the preset's (use that on a GPU machine).
@@ -37,6 +41,8 @@ ARCHS: dict[str, list[str]] = {
     "vgg10": ["arch=vgg10", "bits=4", "model={conv_filters: 16, dense_width: 64}"],
     # the same with a cheap stem: conv0 strided by 2 (every later layer sees half the samples)
     "vgg10-stem": ["arch=vgg10", "bits=4", "model={conv_filters: 16, dense_width: 64, stem_stride: 2}"],
+    # the challenge VGG10 (64 filters) at the 4 bits of the 2021 runner-up
+    "vgg10-full": ["arch=vgg10", "bits=4", "model={}"],
     # the 2021 winner's topology at its 6 bits (amcprune.models.spec.MODEL_PRESETS)
     "compact-winner": ["arch=compact-winner", "bits=6", "model={}"],
     "compact-winner-4bit": ["arch=compact-winner", "bits=4", "model={}"],
@@ -85,6 +91,24 @@ def run_one(root: Path, preset: str, arch: str, seed: int, threads: int | None, 
     }
 
 
+def untrained_costs(archs: list[str], preset: str) -> None:
+    import torch
+
+    from amcprune.cost import model_cost
+    from amcprune.models import build_model
+    from amcprune.pipeline.presets import demo_config, parse_overrides
+
+    print("| arch | bits (w/a/input) | weights | bops | weight bits | score | score as float | cost warnings |")
+    print("|---|---|---|---|---|---|---|---|")
+    for arch in archs:
+        spec = demo_config(preset, overrides=parse_overrides(ARCHS[arch])).model_spec(num_classes=24)
+        torch.manual_seed(0)
+        cost = model_cost(build_model(spec))
+        float_cost = model_cost(build_model(spec.model_copy(update={"quantized": False})))
+        print(f"| {arch} | {spec.weight_bits}/{spec.act_bits}/{spec.input_bits} | {cost.weights:,} | {cost.bops:,.0f} | "
+              f"{cost.weight_bits:,.0f} | {cost.score:.5f} | {float_cost.score:.4f} | {len(cost.warnings)} |")
+
+
 def agg(rows: list[dict], key: str, fmt: str) -> str:
     values = [r[key] for r in rows if r.get(key) is not None]
     if not values:
@@ -106,7 +130,11 @@ def main() -> int:
     ap.add_argument("--max-iterations", type=int, default=4, help="most prunes per trial (0: the preset's)")
     ap.add_argument("--data", type=Path, default=None, help="an existing RadioML-layout file for every trial")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--costs", action="store_true", help="only print each architecture's untrained cost")
     args = ap.parse_args()
+    if args.costs:
+        untrained_costs(args.archs, args.preset)
+        return 0
     extra = [f"criterion={args.criterion}"] if args.criterion else []
     if args.epochs:
         extra += [f"train.epochs={args.epochs}", f"train.t0={args.epochs}"]  # one cosine cycle, as in the demo
