@@ -42,10 +42,6 @@ class ChannelGroup:
         return [*self.producers, *self.carriers]
 
 
-def _weight_rows(module: nn.Module) -> int:
-    return int(getattr(module, "weight_orig", getattr(module, "weight", None)).shape[0])
-
-
 def channel_groups(model: nn.Module) -> list[ChannelGroup]:
     """The prunable channel groups of ``model`` (groups through which the model input flows are left out)."""
     if hasattr(model, "channel_groups"):
@@ -58,11 +54,6 @@ def channel_groups(model: nn.Module) -> list[ChannelGroup]:
             "an nn.Sequential chain nor has channel_groups()"
         )
     return [g for g in groups if not g.fixed and g.producers]
-
-
-def group_width(model: nn.Module, group: ChannelGroup) -> int:
-    modules = dict(model.named_modules())
-    return _weight_rows(modules[group.name])
 
 
 def _chain_groups(model: nn.Sequential) -> list[ChannelGroup]:

@@ -291,31 +291,6 @@ def _prune_layer_l1(name: str, module: nn.Module, rate: float) -> LayerPrune:
     return LayerPrune(name, module.weight.numel(), before, remaining_weights(module), rate)
 
 
-def following_batchnorm(model: nn.Module, layer_name: str) -> tuple[str, nn.Module] | None:
-    """The BatchNorm that directly follows ``layer_name`` in module order, before the next prunable layer."""
-    prunable = {n for n, _ in prunable_layers(model)}
-    seen = False
-    for name, module in model.named_modules():
-        if name == layer_name:
-            seen = True
-            continue
-        if not seen or name.startswith(layer_name + "."):
-            continue
-        if name in prunable:
-            return None
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            return name, module
-    return None
-
-
-def next_prunable(model: nn.Module, layer_name: str) -> tuple[str, nn.Module] | None:
-    """The prunable layer that follows ``layer_name`` (the one reading its output channels)."""
-    layers = prunable_layers(model)
-    names = [n for n, _ in layers]
-    i = names.index(layer_name)
-    return layers[i + 1] if i + 1 < len(layers) else None
-
-
 def _structured_targets(model: nn.Module, shared: list[tuple[str, nn.Module]], own: dict[str, float],
                         amount: float) -> list[tuple[ChannelGroup, float]]:
     """The channel groups to prune and their rates: a group is selected through its first producer (its own

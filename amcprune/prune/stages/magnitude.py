@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from amcprune.errors import AmcpruneError
 from amcprune.outputs import WORK_DIR
 from amcprune.prune.criteria import canonical_criterion, check_selection, prune_model
 from amcprune.prune.schedule import PRUNE, REWIND, STOP, TRAIN, Decision, ScheduleState, StageSettings, decide, initial_state
