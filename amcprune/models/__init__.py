@@ -6,6 +6,7 @@ Importing this package registers the built-in architectures ("vgg10", "compact")
 from amcprune.models import compact as _compact  # noqa: F401  (registers "compact")
 from amcprune.models import vgg10 as _vgg10  # noqa: F401  (registers "vgg10")
 from amcprune.models.build import attach_spec, build_model, spec_of
+from amcprune.models.channels import ChannelGroup, channel_groups
 from amcprune.models.compact import CompactNet
 from amcprune.models.inputs import dequantize_input, input_quant_info, input_scale, quantize_input_int8
 from amcprune.models.layers import prunable_layers
@@ -17,6 +18,7 @@ from amcprune.models.spec import (
     DEFAULT_BITS,
     DEFAULT_COMPACT_BLOCKS,
     DEFAULT_INPUT_BITS,
+    MODEL_PRESETS,
     BlockSpec,
     ModelSpec,
     check_spec_options,
@@ -37,12 +39,15 @@ __all__ = [
     "DEFAULT_INPUT_BITS",
     "INPUT_RANGE",
     "VGG10_LAYER_INDEX",
+    "MODEL_PRESETS",
     "BlockSpec",
+    "ChannelGroup",
     "CompactNet",
     "ModelSpec",
     "attach_spec",
     "available_archs",
     "build_model",
+    "channel_groups",
     "check_spec_options",
     "dequantize_input",
     "input_quant_info",

@@ -14,14 +14,19 @@ compact (``i`` is the index in ``blocks``)
     ``block{i}.dw`` / ``block{i}.pw``: the depthwise and pointwise convolutions of a separable block;
     ``weight_bits`` is the conv's weight width, ``act_bits`` the width of the quantizer after its BatchNorm.
     ``block{i}.add``: ``act_bits`` of the QuantReLU that re-quantizes the sum of a residual block.
-    ``pool``: ``act_bits`` of the quantizer after global average pooling (the classifier's input).
+    ``pool``: ``act_bits`` of the quantizer after global pooling (the classifier's input).
     ``classifier``: ``weight_bits`` of the final QuantLinear (bias int32, output not quantized).
+
+Cheap stems: ``stem_stride`` / ``stem_pool`` (vgg10: conv0's stride and the max-pool after it) and a block's
+``pool`` (compact: a max-pool after the block's output quantizer) shorten every later layer's input, where
+most MACs are. ``MODEL_PRESETS`` holds named specs; ``arch: <preset>`` expands to one.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+import copy
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -54,11 +59,14 @@ class BlockSpec(BaseModel):
     stride: int = Field(default=1, ge=1, description="stride of the (depthwise) convolution")
     separable: bool = Field(default=True, description="depthwise + pointwise (true) or one full conv (false)")
     residual: bool = Field(default=False, description="add the block input (needs stride 1, same channels)")
+    pool: int = Field(default=1, ge=1, description="max-pool size (and stride) after the block's output quantizer")
 
     @model_validator(mode="after")
     def _check(self) -> "BlockSpec":
         if self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd ('same' padding), got {self.kernel}")
+        if self.residual and self.pool != 1:
+            raise ValueError("a residual block cannot pool (its output length must equal its input's)")
         return self
 
 
@@ -73,6 +81,50 @@ DEFAULT_COMPACT_BLOCKS: list[dict[str, Any]] = [
     {"channels": 64, "kernel": 3, "stride": 2},  # -> 32
     {"channels": 64, "kernel": 3, "stride": 2},  # -> 16
 ]
+
+# Named model presets: data for ``ModelSpec`` (``arch: <preset>`` in a spec, a trial config or ``--arch``
+# expands to these fields; explicit options such as ``--bits`` still apply on top).
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    # The 2021 winner's topology (BacalhauNet, docs/architectures.md): 5 depthwise-separable blocks, kernels
+    # 27/21/15/9/9, strides 2/1/2/1/2, channels 24/24/48/48/48, residual where the stride is 1, global max
+    # pooling, 6-bit weights and activations, 8-bit input. Unlike the original every MAC input is re-quantized
+    # (the residual sums by ``block{i}.add``), so no layer is billed at 32 bits.
+    "compact-winner": {
+        "arch": "compact",
+        "weight_bits": 6,
+        "act_bits": 6,
+        "input_bits": 8,
+        "global_pool": "max",
+        "blocks": [
+            {"channels": 24, "kernel": 27, "stride": 2},
+            {"channels": 24, "kernel": 21, "stride": 1, "residual": True},
+            {"channels": 48, "kernel": 15, "stride": 2},
+            {"channels": 48, "kernel": 9, "stride": 1, "residual": True},
+            {"channels": 48, "kernel": 9, "stride": 2},
+        ],
+    },
+    # The same with a cheap stem: the first block pools its output by 2 (every later layer sees half the
+    # samples) and is narrower (16 channels), where most of the MACs are.
+    "compact-winner-stem": {
+        "arch": "compact",
+        "weight_bits": 6,
+        "act_bits": 6,
+        "input_bits": 8,
+        "global_pool": "max",
+        "blocks": [
+            {"channels": 16, "kernel": 27, "stride": 2, "pool": 2},
+            {"channels": 24, "kernel": 21, "stride": 1},
+            {"channels": 48, "kernel": 15, "stride": 2},
+            {"channels": 48, "kernel": 9, "stride": 1, "residual": True},
+            {"channels": 48, "kernel": 9, "stride": 2},
+        ],
+    },
+}
+
+
+def preset_fields(name: str) -> dict[str, Any]:
+    """The ``ModelSpec`` fields of the model preset ``name`` (a copy)."""
+    return copy.deepcopy(MODEL_PRESETS[name])
 
 
 class ModelSpec(BaseModel):
@@ -91,13 +143,26 @@ class ModelSpec(BaseModel):
     # vgg10
     conv_filters: int | list[int] = 64
     dense_width: int | list[int] = 128
+    # vgg10 cheap stem: stride of conv0 and size of the max-pool after it (1 and 2: the challenge's graph)
+    stem_stride: int = Field(default=1, ge=1)
+    stem_pool: int = Field(default=2, ge=1)
     # compact (None: DEFAULT_COMPACT_BLOCKS)
     blocks: list[BlockSpec] | None = None
+    global_pool: Literal["avg", "max"] = "avg"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_preset(cls, data: Any) -> Any:
+        # A preset name in ``arch`` is shorthand for its fields; fields given beside it win.
+        if isinstance(data, dict) and data.get("arch") in MODEL_PRESETS:
+            data = {**preset_fields(data["arch"]), **{k: v for k, v in data.items() if k != "arch"}}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> "ModelSpec":
         if ARCHITECTURES and self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown arch {self.arch!r}; available: {', '.join(sorted(ARCHITECTURES))}")
+            raise ValueError(f"unknown arch {self.arch!r}; available: {', '.join(sorted(ARCHITECTURES))}"
+                             f" (presets: {', '.join(MODEL_PRESETS)})")
         for name in ("input_bits", "weight_bits", "act_bits"):
             _check_bits(name, getattr(self, name))
         if self.arch == "vgg10":
@@ -123,13 +188,31 @@ class ModelSpec(BaseModel):
             raise ValueError("blocks is a compact setting; vgg10 uses conv_filters and dense_width")
         _check_widths("conv_filters", self.conv_filters, VGG10_CONV_LAYERS)
         _check_widths("dense_width", self.dense_width, VGG10_DENSE_LAYERS)
-        if self.input_length < 2**VGG10_CONV_LAYERS:
-            raise ValueError(f"vgg10 needs input_length >= {2**VGG10_CONV_LAYERS} (7 max-pools), got {self.input_length}")
+        if self.global_pool != "avg":
+            raise ValueError("global_pool is a compact setting; vgg10 flattens into its dense layers")
+        if self.vgg10_flat_length() < 1:
+            raise ValueError(f"vgg10 with stem_stride {self.stem_stride} and stem_pool {self.stem_pool} leaves no "
+                             f"samples of input_length {self.input_length} after its 7 max-pools")
+
+    def vgg10_lengths(self) -> list[int]:
+        """vgg10: the length after each conv block (conv0 strided by ``stem_stride`` and pooled by
+        ``stem_pool``, the others pooled by 2; padding 1 keeps a stride-1 conv's length)."""
+        length = (self.input_length - 1) // self.stem_stride + 1
+        out = [length // self.stem_pool]
+        for _ in range(VGG10_CONV_LAYERS - 1):
+            out.append(out[-1] // 2)
+        return out
+
+    def vgg10_flat_length(self) -> int:
+        """vgg10: samples per channel at the Flatten."""
+        return self.vgg10_lengths()[-1]
 
     def _check_compact(self) -> None:
         blocks = self.compact_blocks()
         if not blocks:
             raise ValueError("compact needs at least one block")
+        if self.stem_stride != 1 or self.stem_pool != 2:
+            raise ValueError("stem_stride and stem_pool are vgg10 settings; compact's stem is blocks[0] (stride, pool)")
         c_in = 2
         length = self.input_length
         for i, block in enumerate(blocks):
@@ -138,8 +221,19 @@ class ModelSpec(BaseModel):
                     f"blocks[{i}]: a residual block needs stride 1 and channels equal to its input ({c_in}),"
                     f" got stride {block.stride}, channels {block.channels}"
                 )
-            length = (length - 1) // block.stride + 1
+            length = ((length - 1) // block.stride + 1) // block.pool
+            if length < 1:
+                raise ValueError(f"blocks[{i}]: no samples of input_length {self.input_length} are left")
             c_in = block.channels
+
+    def compact_lengths(self) -> list[int]:
+        """compact: the length after each block (odd kernels with 'same' padding, then the block's pool)."""
+        out = []
+        length = self.input_length
+        for block in self.compact_blocks():
+            length = ((length - 1) // block.stride + 1) // block.pool
+            out.append(length)
+        return out
 
     # ---- resolved views -------------------------------------------------------------------------
     def filters_list(self) -> list[int]:
@@ -323,7 +417,11 @@ def check_spec_options(spec: ModelSpec, source: str, **options: Any) -> None:
     wrong = []
     for key, value in fields.items():
         have = getattr(spec, key)
-        if key == "conv_filters" and spec.arch == "vgg10":
+        if key == "arch" and value in MODEL_PRESETS:
+            preset = validate_spec({"arch": value}, f"preset {value!r}").model_dump(mode="json")
+            mine = spec.model_dump(mode="json")
+            same = all(mine[k] == preset[k] for k in MODEL_PRESETS[value])
+        elif key == "conv_filters" and spec.arch == "vgg10":
             same = _as_list(value, VGG10_CONV_LAYERS) == spec.filters_list()
         elif key == "dense_width" and spec.arch == "vgg10":
             same = _as_list(value, VGG10_DENSE_LAYERS) == spec.dense_list()

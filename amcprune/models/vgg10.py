@@ -20,6 +20,10 @@ num_batches_tracked``, ReLU scale ``{3+4i}.act_quant.fused_activation_quant_prox
 ``36.weight``, ``36.bias``. The input quantizer (constant scale) has no state.
 
 ``quantized=False`` gives the same indices with torch.nn layers (Hardtanh(-2, 2), Conv1d, ReLU, Linear).
+
+Cheap stem (``stem_stride``, ``stem_pool``; defaults 1 and 2 are the challenge graph): conv0 strided and its
+max-pool widened, so every later layer sees fewer samples (the second conv alone holds about half the MACs);
+the indices and state-dict keys stay the same, only the first dense layer's input width follows the length.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ VGG10_LAYER_INDEX.update({"dense0": 30, "dense1": 33, "dense2": 36})
 
 
 def vgg10_flat_length(input_length: int) -> int:
-    """Samples left after the seven MaxPool1d(2) (floor at each pool)."""
+    """Samples left after the seven MaxPool1d(2) of the challenge graph (floor at each pool);
+    ``ModelSpec.vgg10_flat_length()`` accounts for a cheap stem."""
     length = input_length
     for _ in range(VGG10_CONV_LAYERS):
         length //= 2
@@ -81,15 +86,16 @@ def build_vgg10(spec: ModelSpec) -> nn.Sequential:
     c_in = 2
     for i, c_out in enumerate(filters):
         bits = spec.bits(f"conv{i}")
+        stem = i == 0
         layers += [
-            conv1d(spec, c_in, c_out, 3, bits["weight_bits"]),
+            conv1d(spec, c_in, c_out, 3, bits["weight_bits"], stride=spec.stem_stride if stem else 1),
             nn.BatchNorm1d(c_out),
             relu(spec, bits["act_bits"]),
-            nn.MaxPool1d(2),
+            nn.MaxPool1d(spec.stem_pool if stem else 2),
         ]
         c_in = c_out
     layers.append(nn.Flatten())
-    n_in = filters[-1] * vgg10_flat_length(spec.input_length)
+    n_in = filters[-1] * spec.vgg10_flat_length()
     for i, width in enumerate(dense):
         bits = spec.bits(f"dense{i}")
         last_hidden = i == len(dense) - 1

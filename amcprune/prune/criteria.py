@@ -17,7 +17,10 @@ Three criteria (``CRITERIA``):
     the zero, and removing the channel (:mod:`amcprune.prune.shrink`) changes no output. (Masking only the
     filter would leave the channel emitting the constant ``beta - gamma * mean / sqrt(var + eps)``, which is
     generally not zero, and removing it would change the network.) The classifier's outputs are the
-    classes, so the last prunable layer is never pruned structurally.
+    classes, so the last prunable layer is never pruned structurally. Channels tied by the architecture
+    (:mod:`amcprune.models.channels`: depthwise channels and their pointwise inputs, the channels on both sides
+    of a residual add) are one group, selected by its first producer layer and ranked by the summed L1 norms
+    of its producers' rows; depthwise layers are not selected on their own.
 
 The rate ``p`` always applies to the *remaining* (unmasked) weights or channels, as in iterative magnitude
 pruning: pruning 20% twice leaves 64%. The number removed is exactly ``round_half_up(p * remaining)``
@@ -39,6 +42,7 @@ from torch.nn.utils import prune
 from amcprune.errors import AmcpruneError
 from amcprune.models import VGG10_LAYER_INDEX
 from amcprune.models import prunable_layers as models_prunable_layers
+from amcprune.models.channels import ChannelGroup, channel_groups
 
 CRITERIA = ("global", "layer", "structured")
 CRITERION_ALIASES = {
@@ -249,10 +253,8 @@ def prune_model(
     report = PruneReport(criterion=criterion, amount=amount, unit="channels" if structured else "weights")
 
     if structured:
-        for name, module in shared:
-            report.layers.append(_prune_structured(model, name, module, amount))
-        for name, rate in own.items():
-            report.layers.append(_prune_structured(model, name, modules[name], rate))
+        for group, rate in _structured_targets(model, shared, own, amount):
+            report.layers.append(_prune_structured(model, group, rate))
         return report
 
     if weight_costs is not None and criterion != "global":
@@ -308,80 +310,80 @@ def _prune_layer_l1(name: str, module: nn.Module, rate: float) -> LayerPrune:
     return LayerPrune(name, module.weight.numel(), before, remaining_weights(module), rate)
 
 
-def following_batchnorm(model: nn.Module, layer_name: str) -> tuple[str, nn.Module] | None:
-    """The BatchNorm that directly follows ``layer_name`` in module order, before the next prunable layer."""
-    prunable = {n for n, _ in prunable_layers(model)}
-    seen = False
-    for name, module in model.named_modules():
-        if name == layer_name:
-            seen = True
+def _structured_targets(model: nn.Module, shared: list[tuple[str, nn.Module]], own: dict[str, float],
+                        amount: float) -> list[tuple[ChannelGroup, float]]:
+    """The channel groups to prune and their rates: a group is selected through its first producer (its own
+    rate from any of its producers), and left alone when any of its producers is excluded."""
+    selected = {n for n, _ in shared} | set(own)
+    out = []
+    for group in channel_groups(model):
+        if not all(p in selected for p in group.producers):
             continue
-        if not seen or name.startswith(layer_name + "."):
-            continue
-        if name in prunable:
-            return None
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            return name, module
-    return None
+        rates = [own[p] for p in group.producers if p in own]
+        out.append((group, rates[0] if rates else amount))
+    return out
 
 
-def next_prunable(model: nn.Module, layer_name: str) -> tuple[str, nn.Module] | None:
-    """The prunable layer that follows ``layer_name`` (the one reading its output channels)."""
-    layers = prunable_layers(model)
-    names = [n for n, _ in layers]
-    i = names.index(layer_name)
-    return layers[i + 1] if i + 1 < len(layers) else None
-
-
-def _prune_structured(model: nn.Module, name: str, module: nn.Module, rate: float) -> LayerPrune:
-    if getattr(module, "groups", 1) != 1:
-        raise AmcpruneError(f"structured pruning of grouped/depthwise convolution {name!r} is not supported")
+def _prune_structured(model: nn.Module, group: ChannelGroup, rate: float) -> LayerPrune:
+    modules = dict(model.named_modules())
+    module = modules[group.name]
     before = remaining_channels(module)
     n_prune = min(round_half_up(rate * before), before - 1)
     if n_prune > 0:
-        prune.ln_structured(module, "weight", amount=n_prune, n=1, dim=0)
+        scores = None
+        if len(group.producers) > 1:
+            # channels tied by residual adds: rank by the L1 norms of every producer's rows, summed
+            norms = sum(_row_l1(modules[p]) for p in group.producers)
+            scores = norms.reshape([-1] + [1] * (module.weight.dim() - 1)).expand_as(module.weight).contiguous()
+        prune.ln_structured(module, "weight", amount=n_prune, n=1, dim=0, importance_scores=scores)
     mask = weight_mask(module)
     alive = mask.reshape(mask.shape[0], -1).any(dim=1)
-    mask_channel(model, name, alive)
-    return LayerPrune(name, int(mask.shape[0]), before, int(alive.sum()), rate)
+    mask_channel(model, group.name, alive)
+    return LayerPrune(group.name, int(mask.shape[0]), before, int(alive.sum()), rate)
+
+
+def _row_l1(module: nn.Module) -> torch.Tensor:
+    # recomputed from weight_orig: ``module.weight`` is the value cached at the last forward, before the step
+    w = (getattr(module, "weight_orig", module.weight) * weight_mask(module)).detach()
+    return w.reshape(w.shape[0], -1).abs().sum(dim=1)
 
 
 def mask_channel(model: nn.Module, layer_name: str, alive: torch.Tensor) -> None:
-    """Mask the whole output channels of ``layer_name`` that are not ``alive``: the filter rows (already
-    masked by the criterion), the layer's bias, the following BatchNorm's weight and bias, and the next
-    layer's weights that read these channels."""
+    """Mask the channels of the group of ``layer_name`` (a producer) that are not ``alive``: the producers' and
+    depthwise carriers' rows and biases, the gamma and beta of their BatchNorms, and the consumers' weights
+    that read these channels."""
     modules = dict(model.named_modules())
-    module = modules[layer_name]
+    group = next((g for g in channel_groups(model) if layer_name in g.producers), None)
+    if group is None:
+        raise AmcpruneError(f"layer {layer_name!r} produces no prunable channel group")
     alive = alive.bool()
     if bool(alive.all()):
         return
-    # Make sure the filter rows are masked (a no-op when ln_structured did it).
-    w_mask = weight_mask(module).clone()
-    w_mask[~alive] = False
-    _set_mask(module, "weight", w_mask)
-    if getattr(module, "bias", None) is not None:
-        _set_mask(module, "bias", weight_mask(module, "bias") & alive.to(module.bias.device))
-    bn = following_batchnorm(model, layer_name)
-    if bn is not None:
-        _, bn_module = bn
-        if bn_module.affine:
-            for param in ("weight", "bias"):
-                _set_mask(bn_module, param, weight_mask(bn_module, param) & alive.to(getattr(bn_module, param).device))
-        else:
+    for name in group.layers():
+        module = modules[name]
+        w_mask = weight_mask(module).clone()
+        w_mask[~alive.to(w_mask.device)] = False
+        _set_mask(module, "weight", w_mask)
+        if getattr(module, "bias", None) is not None:
+            _set_mask(module, "bias", weight_mask(module, "bias") & alive.to(module.bias.device))
+    for name in group.batchnorms:
+        bn_module = modules[name]
+        if not bn_module.affine:
             raise AmcpruneError(
-                f"structured pruning of {layer_name!r} needs an affine BatchNorm after it (or none) to zero the channel"
+                f"structured pruning of {layer_name!r} needs affine BatchNorms ({name} is not) to zero the channel"
             )
-    # The weights that read the channel in the next layer multiply zeros: mask them too. They would otherwise
-    # still set the next layer's per-tensor weight-quantizer scale (abs max), and removing them later would
+        for param in ("weight", "bias"):
+            _set_mask(bn_module, param, weight_mask(bn_module, param) & alive.to(getattr(bn_module, param).device))
+    # The weights that read the channel in the consumers multiply zeros: mask them too. They would otherwise
+    # still set the consumer's per-tensor weight-quantizer scale (abs max), and removing them later would
     # change that scale and so every quantized weight of the layer.
-    nxt = next_prunable(model, layer_name)
-    if nxt is not None:
-        _, next_module = nxt
+    n_ch = alive.numel()
+    for name in group.consumers:
+        next_module = modules[name]
         w = getattr(next_module, "weight")
         n_in = w.shape[1]
-        n_ch = alive.numel()
         if n_in % n_ch != 0 or getattr(next_module, "groups", 1) != 1:
-            raise AmcpruneError(f"cannot map the {n_ch} channels of {layer_name!r} onto the next layer's {n_in} inputs")
+            raise AmcpruneError(f"cannot map the {n_ch} channels of {layer_name!r} onto the {n_in} inputs of {name!r}")
         per_channel = n_in // n_ch  # > 1 across Flatten: channel c feeds inputs c*L .. c*L+L-1
         cols = alive.to(w.device).repeat_interleave(per_channel)
         shape = [1, n_in] + [1] * (w.dim() - 2)

@@ -1,21 +1,24 @@
 """Physical shrinking after structured pruning: remove dead channels, keep every trained value.
 
-A channel (output of a conv filter or a linear neuron) is *dead* when its filter row, its bias (if any) and the
-gamma and beta of the BatchNorm after it are all zero; the structured criterion masks exactly these
-(:func:`amcprune.prune.criteria.mask_channel`). A dead channel outputs ``BN(0) = 0``, which ReLU, the
-activation quantizer and MaxPool keep at 0, so the next layer receives zeros from it and the channel can be
-removed without changing any output:
+Channels are removed per channel group (:mod:`amcprune.models.channels`: one per layer of a plain chain such
+as vgg10; for ``compact`` the stream between blocks, with depthwise channels tied to their pointwise inputs and
+both sides of a residual add tied together). A channel is *dead* when every tensor that writes it is zero: the
+rows (and biases) of the group's producers and depthwise carriers and the gamma and beta of their BatchNorms;
+the structured criterion masks exactly these (:func:`amcprune.prune.criteria.mask_channel`). A dead channel is
+``BN(0) = 0`` wherever it appears, which ReLU, the activation quantizers, MaxPool, pooling and residual adds
+keep at 0, so its readers receive zeros from it and it can be removed without changing any output:
 
-- the layer's output channels (filter rows, bias), the BatchNorm entries (gamma, beta, running mean and
-  variance) and any per-channel quantizer parameters of the modules in between are sliced;
-- the next layer's input channels are sliced; across ``Flatten`` each conv channel ``c`` owns the ``L``
+- the producers' and carriers' rows (and biases, and any per-output-channel weight-quantizer parameters) are
+  sliced, and so is every tensor of the group's width in the modules in between (BatchNorm entries, running
+  statistics, per-channel activation-quantizer parameters);
+- the consumers' input channels are sliced; across ``Flatten`` each conv channel ``c`` owns the ``L``
   consecutive features ``c*L .. c*L+L-1`` of the first dense layer's input (``L`` the length after pooling);
-- everything else (activation quantizer scales, BatchNorm statistics, unstructured masks) is copied.
+- everything else (per-tensor quantizer scales, unstructured masks) is copied.
 
-The new model is built from the updated ``ModelSpec`` (per-layer widths), loaded with the sliced state and
-swapped into the original ``nn.Sequential`` in place, so references to the model object stay valid (call
-``Trainer.reset_optimizer()`` afterwards: the parameters are new tensors). The published FMP script instead
-re-initialised the shrunk model and threw the trained weights away.
+The new model is built from the updated ``ModelSpec`` (per-layer widths, or the compact blocks' channels),
+loaded with the sliced state and swapped into the original container in place, so references to the model
+object stay valid (call ``Trainer.reset_optimizer()`` afterwards: the parameters are new tensors). The
+published FMP script instead re-initialised the shrunk model and threw the trained weights away.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from torch.nn.utils import prune
 
 from amcprune.errors import AmcpruneError
 from amcprune.models import build_model, validate_spec
-from amcprune.prune.criteria import following_batchnorm, prunable_layers
+from amcprune.models.channels import ChannelGroup, channel_groups
+from amcprune.prune.criteria import prunable_layers
 from amcprune.utils.checkpoint import split_masks
 
 
@@ -37,7 +41,7 @@ from amcprune.utils.checkpoint import split_masks
 class ShrinkResult:
     widths_before: dict[str, int]
     widths_after: dict[str, int]
-    kept: dict[str, list[int]]  # layer -> indices of the kept output channels
+    kept: dict[str, list[int]]  # group (its first producer) -> indices of the kept channels
 
     @property
     def removed(self) -> int:
@@ -56,54 +60,59 @@ def effective(module: nn.Module, param: str) -> torch.Tensor | None:
     return None if value is None else value.detach()
 
 
-def alive_channels(model: nn.Module, layer_name: str) -> torch.Tensor:
-    """Bool per output channel of ``layer_name``: False where the channel is dead (always outputs 0)."""
+def _group_of(model: nn.Module, layer_name: str) -> ChannelGroup:
+    for group in channel_groups(model):
+        if layer_name in group.layers():
+            return group
+    raise AmcpruneError(f"layer {layer_name!r} belongs to no prunable channel group")
+
+
+def group_alive(model: nn.Module, group: ChannelGroup) -> torch.Tensor:
+    """Bool per channel of ``group``: False where the channel is dead (every tensor writing it is zero)."""
     modules = dict(model.named_modules())
-    module = modules[layer_name]
-    w = effective(module, "weight")
-    alive = w.reshape(w.shape[0], -1).ne(0).any(dim=1)
-    bias = effective(module, "bias") if getattr(module, "bias", None) is not None or hasattr(module, "bias_orig") else None
-    if bias is not None:
-        alive |= bias.ne(0)
-    bn = following_batchnorm(model, layer_name)
-    if bn is not None:
-        bn_mod = bn[1]
-        if not bn_mod.affine:
+    alive = None
+    for name in group.layers():
+        module = modules[name]
+        w = effective(module, "weight")
+        rows = w.reshape(w.shape[0], -1).ne(0).any(dim=1)
+        bias = effective(module, "bias")
+        if bias is not None:
+            rows |= bias.ne(0)
+        alive = rows if alive is None else alive | rows
+    for name in group.batchnorms:
+        bn = modules[name]
+        if not bn.affine:
             return torch.ones_like(alive)  # BN(0) = -mean/sqrt(var+eps) != 0: nothing is removable
-        alive |= effective(bn_mod, "weight").ne(0) | effective(bn_mod, "bias").ne(0)
+        alive |= effective(bn, "weight").ne(0) | effective(bn, "bias").ne(0)
     return alive
 
 
-def _chain(model: nn.Module) -> tuple[list[str], list[str]]:
-    if not isinstance(model, nn.Sequential):
-        raise AmcpruneError(
-            f"structured shrinking needs an nn.Sequential model (a plain chain of layers), got {type(model).__name__}"
-        )
-    children = [name for name, _ in model.named_children()]
-    layers = [name for name, _ in prunable_layers(model)]
-    for name in layers:
-        if name not in children:
-            raise AmcpruneError(
-                f"structured shrinking supports chains of top-level layers only; {name!r} is nested"
-            )
-        if getattr(getattr(model, name), "groups", 1) != 1:
-            raise AmcpruneError(f"structured shrinking of grouped/depthwise convolution {name!r} is not supported")
-    return children, layers
+def alive_channels(model: nn.Module, layer_name: str) -> torch.Tensor:
+    """Bool per output channel of ``layer_name`` (a producer or depthwise carrier of a channel group): False
+    where the channel is dead (always outputs 0)."""
+    return group_alive(model, _group_of(model, layer_name))
 
 
 def plan_shrink(model: nn.Module) -> dict[str, list[int]]:
-    """For every prunable layer but the last, the indices of its channels to keep (at least one)."""
-    _, layers = _chain(model)
+    """For every channel group (keyed by its first producer), the indices of its channels to keep (at least one)."""
     kept: dict[str, list[int]] = {}
-    for name in layers[:-1]:
-        alive = alive_channels(model, name)
-        idx = torch.nonzero(alive).flatten().tolist()
-        kept[name] = idx if idx else [0]
+    for group in channel_groups(model):
+        idx = torch.nonzero(group_alive(model, group)).flatten().tolist()
+        kept[group.name] = idx if idx else [0]
     return kept
 
 
 def _index(t: torch.Tensor, dim: int, keep: list[int]) -> torch.Tensor:
     return t.index_select(dim, torch.as_tensor(keep, dtype=torch.long, device=t.device))
+
+
+def _owner(key: str, names: list[str]) -> str | None:
+    """The longest module name in ``names`` that ``key`` (a state-dict key) lies under."""
+    best = None
+    for name in names:
+        if key.startswith(name + ".") and (best is None or len(name) > len(best)):
+            best = name
+    return best
 
 
 def shrink_state(
@@ -113,52 +122,44 @@ def shrink_state(
 
     Returns ``(state, masks, widths)`` where ``widths`` maps every prunable layer to its new output width.
     """
-    children, layers = _chain(model)
-    modules = dict(model.named_children())
-    old_width = {name: int(getattr(modules[name], "weight_orig", modules[name].weight).shape[0]) for name in layers}
-    new_width = {name: len(kept.get(name, range(old_width[name]))) for name in layers}
-
-    # For every top-level child: (own output keep, old width) and the keep of its input.
-    out_keep: dict[str, tuple[list[int], int] | None] = {}
-    in_keep: dict[str, tuple[list[int], int] | None] = {}
-    current: tuple[list[int], int] | None = None
-    for child in children:
-        if child in layers:
-            in_keep[child] = current
-            k = kept.get(child)
-            current = (k, old_width[child]) if k is not None and len(k) != old_width[child] else None
-            out_keep[child] = current
-        else:
-            out_keep[child] = current  # modules after a layer carry its channels
+    modules = dict(model.named_modules())
+    layers = [name for name, _ in prunable_layers(model)]
+    widths = {name: int(getattr(modules[name], "weight_orig", modules[name].weight).shape[0]) for name in layers}
+    rows: dict[str, tuple[list[int], int]] = {}  # layer -> (keep, width) of its output rows
+    cols: dict[str, tuple[list[int], int]] = {}  # layer -> (keep, width) of its input channels
+    chans: dict[str, tuple[list[int], int]] = {}  # module -> (keep, width) of its per-channel tensors
+    for group in channel_groups(model):
+        keep = kept.get(group.name)
+        width = widths[group.name]
+        if keep is None or len(keep) == width:
+            continue
+        for name in group.layers():
+            rows[name] = (keep, width)
+            widths[name] = len(keep)
+        for name in group.consumers:
+            cols[name] = (keep, width)
+        for name in group.per_channel:
+            chans[name] = (keep, width)
+    owners = sorted(set(rows) | set(cols) | set(chans))
 
     def slice_tensor(key: str, t: torch.Tensor) -> torch.Tensor:
-        child = key.split(".", 1)[0]
-        if child not in out_keep or not isinstance(t, torch.Tensor) or t.dim() == 0:
+        owner = _owner(key, owners)
+        if owner is None or not isinstance(t, torch.Tensor) or t.dim() == 0:
             return t
-        own = out_keep[child]
-        if child in layers:
-            if own is not None and t.shape[0] == own[1]:
-                t = _index(t, 0, own[0])
-            inp = in_keep[child]
-            if inp is not None and t.dim() >= 2:
-                keep, width = inp
-                n_in = t.shape[1]
-                if n_in == width:
-                    t = _index(t, 1, keep)
-                elif n_in % width == 0:  # across Flatten: channel c owns features c*L .. c*L+L-1
-                    length = n_in // width
-                    flat = [c * length + j for c in keep for j in range(length)]
-                    t = _index(t, 1, flat)
-                else:
-                    raise AmcpruneError(
-                        f"cannot map {width} channels onto the {n_in} inputs of layer {child!r} when shrinking"
-                    )
+        param = key[len(owner) + 1 :]
+        if owner in rows or owner in cols:
+            if param in ("weight", "bias"):
+                if owner in rows:
+                    t = _index(t, 0, rows[owner][0])
+                if owner in cols and param == "weight":
+                    t = _slice_inputs(t, *cols[owner], owner)
+            elif owner in rows and t.shape[0] == rows[owner][1] and t.numel() > 1:
+                t = _index(t, 0, rows[owner][0])  # per-output-channel quantizer parameters of the layer
             return t
-        if own is not None:
-            keep, width = own
-            for d in range(t.dim()):
-                if t.shape[d] == width:
-                    t = _index(t, d, keep)
+        keep, width = chans[owner]
+        for d in range(t.dim()):
+            if t.shape[d] == width:
+                t = _index(t, d, keep)
         return t
 
     burned, masks = split_masks(model.state_dict())
@@ -168,7 +169,17 @@ def shrink_state(
         m = slice_tensor(k, m)
         if not bool(m.all()):  # an all-ones mask enforces nothing: drop it
             new_masks[k] = m
-    return state, new_masks, new_width
+    return state, new_masks, widths
+
+
+def _slice_inputs(t: torch.Tensor, keep: list[int], width: int, owner: str) -> torch.Tensor:
+    n_in = t.shape[1]
+    if n_in == width:
+        return _index(t, 1, keep)
+    if n_in % width == 0:  # across Flatten: channel c owns features c*L .. c*L+L-1
+        length = n_in // width
+        return _index(t, 1, [c * length + j for c in keep for j in range(length)])
+    raise AmcpruneError(f"cannot map {width} channels onto the {n_in} inputs of layer {owner!r} when shrinking")
 
 
 def load_state_with_masks(model: nn.Module, state: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> None:
@@ -200,15 +211,15 @@ def shrink_model(
     output widths of the prunable layers; the sliced state is loaded into it and its children replace
     ``model``'s."""
     kept = plan_shrink(model) if kept is None else kept
-    _, layers = _chain(model)
-    modules = dict(model.named_children())
-    before = {name: int(getattr(modules[name], "weight_orig", modules[name].weight).shape[0]) for name in layers}
+    before = {name: int(getattr(m, "weight_orig", m.weight).shape[0]) for name, m in prunable_layers(model)}
     state, masks, widths = shrink_state(model, kept)
     device = next(model.parameters()).device
     was_training = model.training
     # Building a model draws initial weights: keep the global RNG untouched (resume must replay exactly).
     with torch.random.fork_rng(devices=[]):
         fresh = rebuild(widths)
+    if type(fresh) is not type(model):
+        raise AmcpruneError(f"rebuilding a {type(model).__name__} gave a {type(fresh).__name__}")
     fresh.to(device)
     load_state_with_masks(fresh, state, masks)
     fresh.train(was_training)
@@ -224,17 +235,32 @@ def shrink_model(
 # specs
 # ---------------------------------------------------------------------------------------------------
 def spec_with_widths(spec: Any, model: nn.Module, widths: dict[str, int]) -> Any:
-    """A copy of ``spec`` with the per-layer widths of ``widths`` (layer name -> output channels)."""
+    """A copy of ``spec`` with the output widths of ``widths`` (prunable layer name -> output channels)."""
     layers = [name for name, _ in prunable_layers(model)]
-    if spec.arch != "vgg10":
-        raise AmcpruneError(f"structured pruning supports the vgg10 architecture only, not {spec.arch!r}")
-    n_conv = len(spec.filters_list())
-    n_dense = len(spec.dense_list())
-    if len(layers) != n_conv + n_dense + 1:
-        raise AmcpruneError(f"model has {len(layers)} prunable layers, spec expects {n_conv + n_dense + 1}")
-    conv = [widths[name] for name in layers[:n_conv]]
-    dense = [widths[name] for name in layers[n_conv : n_conv + n_dense]]
-    return spec.model_copy(update={"conv_filters": conv, "dense_width": dense})
+    if spec.arch == "vgg10":
+        n_conv = len(spec.filters_list())
+        n_dense = len(spec.dense_list())
+        if len(layers) != n_conv + n_dense + 1:
+            raise AmcpruneError(f"model has {len(layers)} prunable layers, spec expects {n_conv + n_dense + 1}")
+        conv = [widths[name] for name in layers[:n_conv]]
+        dense = [widths[name] for name in layers[n_conv : n_conv + n_dense]]
+        return spec.model_copy(update={"conv_filters": conv, "dense_width": dense})
+    if spec.arch == "compact":
+        blocks = []
+        for i, block in enumerate(spec.compact_blocks()):
+            layer = f"blocks.{i}.{'pw' if block.separable else 'conv'}"
+            if layer not in widths:
+                raise AmcpruneError(f"no width for {layer!r} of compact block {i}")
+            blocks.append(block.model_copy(update={"channels": widths[layer]}))
+        return spec.model_copy(update={"blocks": blocks})
+    raise AmcpruneError(f"structured pruning supports the vgg10 and compact architectures, not {spec.arch!r}")
+
+
+def check_structured(spec: Any) -> None:
+    """Raise ``AmcpruneError`` unless models of ``spec`` can be shrunk after structured pruning."""
+    if getattr(spec, "arch", None) not in ("vgg10", "compact"):
+        raise AmcpruneError(f"structured pruning (physical shrinking) supports the vgg10 and compact architectures, "
+                            f"not {getattr(spec, 'arch', None)!r}; use --criterion global or layer")
 
 
 def shrink_with_spec(model: nn.Module, spec: Any) -> tuple[Any, ShrinkResult]:

@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from amcprune.errors import AmcpruneError
 from amcprune.outputs import WORK_DIR
 from amcprune.prune.criteria import canonical_criterion, check_selection, prune_model
 from amcprune.prune.schedule import PRUNE, REWIND, STOP, TRAIN, Decision, ScheduleState, StageSettings, decide, initial_state
-from amcprune.prune.shrink import shrink_with_spec
+from amcprune.prune.shrink import check_structured, shrink_with_spec
 from amcprune.prune.stages.base import StageKind, StageSpec, register_stage_kind
 
 if TYPE_CHECKING:
@@ -124,11 +123,8 @@ class MagnitudePruning(StageKind):
     spec = MagnitudeStage
 
     def check(self, model: Any, model_spec: Any, spec: MagnitudeStage) -> None:
-        if spec.criterion == "structured" and getattr(model_spec, "arch", None) != "vgg10":
-            raise AmcpruneError(
-                f"structured pruning (physical shrinking) supports the vgg10 architecture only, not "
-                f"{getattr(model_spec, 'arch', None)!r}; use --criterion global or layer"
-            )
+        if spec.criterion == "structured":
+            check_structured(model_spec)
         check_selection(model, spec.criterion, spec.exclude, spec.layer_rates, model_spec)
 
     def progress(self, run: "PruneRun", spec: MagnitudeStage) -> dict[str, Any]:
