@@ -73,7 +73,9 @@ def register(app: typer.Typer) -> None:
     def train(
         data: Optional[Path] = typer.Option(None, "--data", help="RadioML-layout HDF5 file (stored in the run when resuming)."),
         out: Path = typer.Option(..., "--out", help="Run directory to create (or to continue with --resume)."),
-        arch: Optional[str] = typer.Option(None, "--arch", help="Architecture: vgg10 (default) or compact."),
+        arch: Optional[str] = typer.Option(
+            None, "--arch", help="Architecture: vgg10 (default), compact, or a model preset (compact-winner, "
+            "compact-winner-stem; docs/architectures.md)."),
         spec: Optional[Path] = typer.Option(None, "--spec", help="Model spec YAML (options below override it)."),
         config: Optional[Path] = typer.Option(None, "--config", help="Train config YAML (options below override it)."),
         bits: Optional[int] = typer.Option(None, "--bits", help=MODEL_OPTION_HELP["bits"]),

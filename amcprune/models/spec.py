@@ -132,7 +132,7 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    arch: str = Field(description="registered architecture: 'vgg10' or 'compact'")
+    arch: str = Field(description="registered architecture: 'vgg10' or 'compact' (a preset name expands to one)")
     quantized: bool = True
     input_bits: int = DEFAULT_INPUT_BITS
     weight_bits: int = DEFAULT_BITS
