@@ -58,15 +58,21 @@ def make_stepper(model, batch, device, fast=False):
     return step
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK = CLOCKS["wall"]
+
+
 def rate(step, steps, batch, device):
+    """Samples per second of ``CLOCK``: wall time, or (``--clock cpu``) this process's CPU time, all threads
+    together, which other jobs on the machine barely change (with one thread: the work a step costs)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(steps):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return steps * batch / (time.perf_counter() - t0)
+    return steps * batch / (CLOCK() - t0)
 
 
 def compare(steppers, batch, steps, warmup, repeats, device):
@@ -101,12 +107,16 @@ def main(argv=None) -> int:
     ap.add_argument("--bits", type=int, default=4, help="weight and activation bits of the quantized model")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="wall time (default), or process CPU time: robust to other jobs on a shared machine")
     ap.add_argument("--profile", action="store_true", help="profile quantized steps at the first --filters width")
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile the quantized model (use with --past-stats; compiling takes minutes on CPU)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
 
+    global CLOCK
+    CLOCK = CLOCKS[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else args.device if args.device != "auto" else "cpu")
@@ -128,7 +138,7 @@ def main(argv=None) -> int:
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, batch {args.batch}, "
           f"BREVITAS_JIT={os.environ.get('BREVITAS_JIT', '0')}, past_stats={args.past_stats}, compile={args.compile}, "
-          f"fast backend={backend()}, load average {os.getloadavg()[0]:.2f}")
+          f"fast backend={backend()}, clock {args.clock}, load average {os.getloadavg()[0]:.2f}")
     rows = []
     head = f"{'filters':>7} {'float sps':>10}"
     for mode in args.modes:
