@@ -454,13 +454,15 @@ def _brevitas_types() -> dict[str, type]:
         from brevitas.core.quant.delay import _NoDelay
         from brevitas.core.quant.int import RescalingIntQuant
         from brevitas.core.quant.int_base import IntQuant
+        from brevitas.core.scaling import ConstScaling, ParameterScaling
         from brevitas.core.stats.stats_op import AbsPercentile
         from brevitas.core.zero_point import ZeroZeroPoint
         from brevitas.proxy.runtime_quant import FusedActivationQuantProxy
 
         _BREVITAS_TYPES.update(Identity=Identity, RoundSte=RoundSte, TensorClamp=TensorClamp, NoDelay=_NoDelay,
                                RescalingIntQuant=RescalingIntQuant, IntQuant=IntQuant, AbsPercentile=AbsPercentile,
-                               ZeroZeroPoint=ZeroZeroPoint, FusedActivationQuantProxy=FusedActivationQuantProxy)
+                               ZeroZeroPoint=ZeroZeroPoint, FusedActivationQuantProxy=FusedActivationQuantProxy,
+                               ConstScaling=ConstScaling, ParameterScaling=ParameterScaling)
     return _BREVITAS_TYPES
 
 
@@ -496,10 +498,14 @@ def _fast_act_forward(self, x: torch.Tensor):
     bit_width = tq.msb_clamp_bit_width_impl()
     int_threshold = tq.int_scaling_impl(bit_width)
     scaling = tq.scaling_impl
-    collecting = getattr(scaling, "counter", None) is not None and scaling.counter < scaling.collect_stats_steps
+    t = _brevitas_types()
+    if hasattr(scaling, "counter"):  # ParameterFromRuntimeStatsScaling
+        uses_input = scaling.counter < scaling.collect_stats_steps
+    else:
+        uses_input = type(scaling) not in (t["ConstScaling"], t["ParameterScaling"])
     handoff = None
-    if not collecting:
-        scale = scaling(x, int_threshold)  # the learned scale: the input only gives the dtype
+    if not uses_input:
+        scale = scaling(x, int_threshold)  # a constant or learned scale: the input only gives the dtype
     else:
         # Brevitas takes statistics over the activation's output. A switched AbsPercentile takes the ReLU's input
         # and accounts for the ReLU itself (one full-length pass fewer each way); any other statistic gets the
