@@ -28,11 +28,11 @@ ones:
    on the selected element as Brevitas' does (on another element of exactly equal value only in a tie).
 
 Two backends compute (1): ``"c"``, a small C kernel compiled on first use with the system C compiler
-(``cc``; cached under ``~/.cache/amcprune``, threads via pthreads), and ``"torch"``, the same maths in
-PyTorch ops (fewer passes than Brevitas but several), used when no compiler is available. Select with
-``AMCPRUNE_FASTQUANT_BACKEND=c|torch``; anything the fast path does not cover (eval mode, CUDA, other dtypes,
-other quantizers) goes through Brevitas unchanged. Evaluation and export never see the fast path: it is only
-active inside ``with fast_quant(model):`` and only for modules in training mode.
+(``cc``; cached under ``~/.cache/amcprune``; one thread unless ``AMCPRUNE_FASTQUANT_THREADS`` says more), and
+``"torch"``, the same maths in PyTorch ops (fewer passes than Brevitas but several), used when no compiler is
+available. Select with ``AMCPRUNE_FASTQUANT_BACKEND=c|torch``; anything the fast path does not cover (eval
+mode, CUDA, other dtypes, other quantizers) goes through Brevitas unchanged. Evaluation and export never see
+the fast path: it is only active inside ``with fast_quant(model):`` and only for modules in training mode.
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ static void *fwd_worker(void *p) {
 /* Gradients autograd derives from Brevitas' graph: the round is straight-through, each where() passes the
    gradient where it kept its input, ReLU where x > 0. gx = mask ? (g * s) / s : 0 (Mul then Div backward);
    dL/ds = sum(g * q) - sum(mask ? (g * s) * ((y / s) / s) : 0) (Mul and Div backward w.r.t. the scale). */
-static inline __attribute__((always_inline)) double bwd_range(const float *restrict x, const float *restrict g, float *restrict gx,
-      int64_t lo, int64_t hi, float s, float qmin, float qmax, const int relu) {
+static inline __attribute__((always_inline)) double bwd_range(const float *restrict x, const float *restrict g,
+      float *restrict gx, int64_t lo, int64_t hi, float s, float qmin, float qmax, const int relu) {
     /* 16 lanes of float partial sums over blocks of 256 values, added into double lanes: vectorises. */
     double accd[16] = {0};
     int64_t i = lo;
@@ -201,6 +201,11 @@ double fq_backward(const float *x, const float *g, float *gx, int64_t n, float s
 # PyTorch rounds it.
 _C_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-pthread"]
 
+# Threads of the C kernel (AMCPRUNE_FASTQUANT_THREADS, default 1). After each parallel op torch's OpenMP workers
+# spin for a while; extra kernel threads then compete with them for the cores. On the 2-core development machine
+# (under load) one kernel thread gave 1.12x-1.26x the float step at 16-64 filters, two gave 1.18x-1.84x.
+KERNEL_THREADS: int = max(1, int(os.environ.get("AMCPRUNE_FASTQUANT_THREADS", "1") or 1))
+
 _lib_lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _lib_error: str | None = None
@@ -292,7 +297,8 @@ def _torch_backward(x, g, s, qmin, qmax, relu):
         keep &= x > 0
     gs = g * s
     gx = torch.where(keep, gs / s, torch.zeros((), dtype=g.dtype))
-    gsum = torch.dot(g.reshape(-1), q.reshape(-1)) - torch.dot(torch.where(keep, gs, 0).reshape(-1), (u / s).reshape(-1))
+    kept = torch.where(keep, gs, 0).reshape(-1)
+    gsum = torch.dot(g.reshape(-1), q.reshape(-1)) - torch.dot(kept, (u / s).reshape(-1))
     return gx, gsum
 
 
@@ -316,7 +322,7 @@ class FakeQuant(torch.autograd.Function):
         if backend() == "c":
             out = torch.empty_like(x)
             _lib.fq_forward(x.data_ptr(), out.data_ptr(), x.numel(), float(s), float(qmin), float(qmax),
-                            int(relu), torch.get_num_threads())
+                            int(relu), KERNEL_THREADS)
             return out
         return _torch_forward(x, s.reshape(()), float(qmin), float(qmax), relu)
 
@@ -329,7 +335,7 @@ class FakeQuant(torch.autograd.Function):
         if backend() == "c":
             gx = torch.empty_like(x)
             gsum = _lib.fq_backward(x.data_ptr(), g.data_ptr(), gx.data_ptr(), x.numel(), float(s), qmin, qmax,
-                                    int(relu), torch.get_num_threads())
+                                    int(relu), KERNEL_THREADS)
             gsum = torch.tensor(gsum, dtype=scale.dtype)
         else:
             gx, gsum = _torch_backward(x, g, s.reshape(()), qmin, qmax, relu)
