@@ -1,12 +1,15 @@
-"""Training throughput of float vs quantized (Brevitas) VGG10.
+"""Training throughput of float vs quantized (Brevitas) VGG10, with and without the fast path.
 
-For each conv width, builds the float and the quantized model, runs ``--warmup`` training steps (which also
-takes the activation quantizers past their statistics-collection phase when ``--past-stats`` is given), then
-times ``--steps`` steps (forward, loss, backward, Adam step) on random batches of ``--batch`` frames, and prints
-samples/s and the quantized/float ratio. ``--profile`` prints a torch.profiler table of a few quantized steps.
+For each conv width, builds the float model and the quantized one (twice, same weights: Brevitas' own code,
+``brevitas``, and the training fast path of ``amcprune.train.fastquant``, ``fast``), runs ``--warmup`` training
+steps of each (``--past-stats`` first ends the activation quantizers' statistics phase, as after 300 steps),
+then times ``--repeats`` blocks of ``--steps`` steps (forward, loss, backward, Adam step) on a fixed random
+batch of ``--batch`` frames, the modes interleaved block by block so that load drift hits them alike, and
+prints the median samples/s and the median per-block ratio of each quantized mode's step time to the float
+step time. ``--profile`` prints a torch.profiler table of a few steps of the first quantized mode.
 
     python benchmarks/train_speed.py --threads 2 --filters 16 32 64 --batch 256
-    python benchmarks/train_speed.py --filters 32 --profile
+    python benchmarks/train_speed.py --filters 32 --modes fast --profile
     BREVITAS_JIT=1 python benchmarks/train_speed.py ...     # Brevitas' TorchScript mode (see the report)
 """
 
@@ -30,8 +33,12 @@ def _logits(out):
     return out.value if hasattr(out, "value") and not isinstance(out, torch.Tensor) else out
 
 
-def make_stepper(model, batch, device):
-    """A closure running one training step (forward, loss, backward, Adam) on a fixed random batch."""
+def make_stepper(model, batch, device, fast=False):
+    """A closure running one training step (forward, loss, backward, Adam) on a fixed random batch; with
+    ``fast``, the model's fast path is switched on for the stepper's lifetime (the Trainer switches it on once
+    per epoch)."""
+    from amcprune.train.fastquant import fast_quant
+
     model.to(device).train()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     g = torch.Generator().manual_seed(0)
@@ -44,32 +51,46 @@ def make_stepper(model, batch, device):
         loss.backward()
         opt.step()
 
+    if fast:
+        step.fast_quant = fast_quant(model)  # switched off when the stepper is collected
+        step.fast_quant.__enter__()
+
     return step
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK = CLOCKS["wall"]
+
+
 def rate(step, steps, batch, device):
+    """Samples per second of ``CLOCK``: wall time, or (``--clock cpu``) this process's CPU time, all threads
+    together, which other jobs on the machine barely change (with one thread: the work a step costs)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(steps):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return steps * batch / (time.perf_counter() - t0)
+    return steps * batch / (CLOCK() - t0)
 
 
-def compare(float_model, quant_model, batch, steps, warmup, repeats, device):
-    """Interleaved timing (float block, quantized block, ...) so that load drift hits both alike.
-    Returns median float samples/s, median quantized samples/s, median of the per-pair time ratios."""
-    fs, qs = make_stepper(float_model, batch, device), make_stepper(quant_model, batch, device)
+def compare(steppers, batch, steps, warmup, repeats, device):
+    """Interleaved timing (float block, each quantized block, float block, ...) so that load drift hits all
+    alike. ``steppers``: {name: step}, the first is the reference. Returns {name: median samples/s} and
+    {name: median over blocks of (reference samples/s / samples/s)}, i.e. the step-time ratio."""
+    names = list(steppers)
     for _ in range(warmup):
-        fs()
-        qs()
-    fr, qr = [], []
+        for name in names:
+            steppers[name]()
+    rates: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(repeats):
-        fr.append(rate(fs, steps, batch, device))
-        qr.append(rate(qs, steps, batch, device))
-    return statistics.median(fr), statistics.median(qr), statistics.median(f / q for f, q in zip(fr, qr))
+        for name in names:
+            rates[name].append(rate(steppers[name], steps, batch, device))
+    ref = rates[names[0]]
+    sps = {name: statistics.median(r) for name, r in rates.items()}
+    ratio = {name: statistics.median(f / q for f, q in zip(ref, r)) for name, r in rates.items()}
+    return sps, ratio
 
 
 def main(argv=None) -> int:
@@ -81,15 +102,21 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--past-stats", action="store_true",
                     help="end the activation quantizers' statistics phase first (as after 300 steps of training)")
+    ap.add_argument("--modes", nargs="+", choices=["brevitas", "fast"], default=["brevitas", "fast"],
+                    help="quantized modes timed beside float: Brevitas' own code, the training fast path")
     ap.add_argument("--bits", type=int, default=4, help="weight and activation bits of the quantized model")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="wall time (default), or process CPU time: robust to other jobs on a shared machine")
     ap.add_argument("--profile", action="store_true", help="profile quantized steps at the first --filters width")
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile the quantized model (use with --past-stats; compiling takes minutes on CPU)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
 
+    global CLOCK
+    CLOCK = CLOCKS[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else args.device if args.device != "auto" else "cpu")
@@ -107,19 +134,33 @@ def main(argv=None) -> int:
             model = torch.compile(model)
         return model
 
+    from amcprune.train.fastquant import backend
+
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, batch {args.batch}, "
-          f"BREVITAS_JIT={os.environ.get('BREVITAS_JIT', '0')}, past_stats={args.past_stats}, compile={args.compile}")
+          f"BREVITAS_JIT={os.environ.get('BREVITAS_JIT', '0')}, past_stats={args.past_stats}, compile={args.compile}, "
+          f"fast backend={backend()}, clock {args.clock}, load average {os.getloadavg()[0]:.2f}")
     rows = []
-    print(f"{'filters':>7} {'float sps':>10} {'quant sps':>10} {'quant/float time':>17}")
+    head = f"{'filters':>7} {'float sps':>10}"
+    for mode in args.modes:
+        head += f" {mode + ' sps':>13} {mode + '/float':>15}"
+    print(head)
     for f in args.filters:
-        fl, qu, ratio = compare(build(f, False), build(f, True), args.batch, args.steps, args.warmup, args.repeats, device)
-        rows.append({"filters": f, "float_sps": fl, "quant_sps": qu, "ratio": ratio})
-        print(f"{f:>7d} {fl:>10.0f} {qu:>10.0f} {ratio:>16.2f}x", flush=True)
+        steppers = {"float": make_stepper(build(f, False), args.batch, device)}
+        for mode in args.modes:
+            steppers[mode] = make_stepper(build(f, True), args.batch, device, fast=mode == "fast")
+        sps, ratio = compare(steppers, args.batch, args.steps, args.warmup, args.repeats, device)
+        row = {"filters": f, "float_sps": sps["float"], "load_avg_1min": os.getloadavg()[0]}
+        line = f"{f:>7d} {sps['float']:>10.0f}"
+        for mode in args.modes:
+            row[f"{mode}_sps"], row[f"{mode}_ratio"] = sps[mode], ratio[mode]
+            line += f" {sps[mode]:>13.0f} {ratio[mode]:>14.2f}x"
+        rows.append(row)
+        print(line, flush=True)
 
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
-        step = make_stepper(build(args.filters[0], True), args.batch, device)
+        step = make_stepper(build(args.filters[0], True), args.batch, device, fast=args.modes[0] == "fast")
         for _ in range(args.warmup):
             step()
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])

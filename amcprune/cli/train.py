@@ -96,6 +96,7 @@ def register(app: typer.Typer) -> None:
         val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Share of the training frames held out for validation (0.1)."),
         device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N"),
         threads: Optional[int] = typer.Option(None, "--threads", help="torch.set_num_threads for CPU training."),
+        fast_quant: Optional[bool] = typer.Option(None, "--fast-quant/--no-fast-quant", help="Fused fake-quantization fast path for training steps (default on; Brevitas' values and gradients; eval and export always run Brevitas)."),
         eval_test: bool = typer.Option(False, "--eval-test", help="Also record test accuracy after every epoch."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
         force: bool = typer.Option(False, "--force", help="Delete an existing run in --out and start over."),
@@ -114,7 +115,7 @@ def register(app: typer.Typer) -> None:
         overrides = {
             "epochs": epochs, "batch_size": batch_size, "lr": lr, "scheduler": scheduler, "patience": patience,
             "seed": seed, "train_snr_min": train_snr_min, "train_snr_max": train_snr_max,
-            "val_fraction": val_fraction, "device": device, "threads": threads,
+            "val_fraction": val_fraction, "device": device, "threads": threads, "fast_quant": fast_quant,
         }
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if eval_test:

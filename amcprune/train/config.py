@@ -42,6 +42,9 @@ class TrainConfig(YamlConfig):
     eval_test_each_epoch: bool = Field(False, description="also measure test accuracy after every epoch")
     device: str = "auto"
     threads: int | None = Field(None, ge=1, description="torch.set_num_threads; None leaves torch's default")
+    fast_quant: bool = Field(
+        True, description="training steps use the fused fake-quantization fast path (amcprune.train.fastquant): "
+        "Brevitas' forward values and gradients, several times less work; evaluation and export always run Brevitas")
     quiet: bool = False
 
     @model_validator(mode="after")

@@ -29,6 +29,7 @@ from amcprune.errors import AmcpruneError
 from amcprune.train.config import TrainConfig, resolve_device
 from amcprune.train.data import InMemoryData
 from amcprune.train.evaluate import EvalResult, _logits, evaluate_model
+from amcprune.train.fastquant import fast_quant
 
 STATE_FORMAT = "amcprune-trainer/1"
 
@@ -208,39 +209,42 @@ class Trainer:
         t0 = time.perf_counter()
         last_post = t0
         teacher = self.teacher
-        for xb, yb, _, index in self.data.batches("train", cfg.batch_size, shuffle=True, generator=self.generator,
-                                                  drop_singleton=True, with_index=True):
-            opt.zero_grad(set_to_none=True)
-            logits = _logits(model(xb))
-            if teacher is None:
-                loss = F.cross_entropy(logits, yb)
-            else:
-                loss = distillation_loss(logits, yb, teacher["logits"][index].to(logits.device),
-                                         teacher["temperature"], teacher["weight"])
-            if not torch.isfinite(loss):
-                # Stop before the step: nothing non-finite reaches the weights, and the last checkpoint written
-                # (after the previous epoch) stays the run's resume point.
-                bar.close()
-                raise AmcpruneError(
-                    f"training diverged: the loss is {float(loss.detach())} at batch {seen // cfg.batch_size + 1} of epoch "
-                    f"{self.epoch + 1}; stopped, the last checkpoint is kept (try a lower learning rate)"
-                )
-            loss.backward()
-            opt.step()
-            if self.per_batch_schedule:
-                self.scheduler.step()
-            b = yb.shape[0]
-            with torch.no_grad():
-                loss_sum += loss.detach() * b
-                correct += (logits.detach().argmax(dim=1) == yb).sum()
-            seen += b
-            if not self.quiet:
-                bar.update(1)
-                now = time.perf_counter()
-                if now - last_post > 0.5:
-                    last_post = now
-                    bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.4f}",
-                                    sps=f"{seen / (now - t0):.0f}", refresh=False)
+        # The fused fake-quantization fast path for the training steps only (cfg.fast_quant): leaving the block
+        # restores Brevitas' own code, which evaluation (also the plateau scheduler's, below) and export run.
+        with fast_quant(model, enabled=cfg.fast_quant):
+            for xb, yb, _, index in self.data.batches("train", cfg.batch_size, shuffle=True, generator=self.generator,
+                                                      drop_singleton=True, with_index=True):
+                opt.zero_grad(set_to_none=True)
+                logits = _logits(model(xb))
+                if teacher is None:
+                    loss = F.cross_entropy(logits, yb)
+                else:
+                    loss = distillation_loss(logits, yb, teacher["logits"][index].to(logits.device),
+                                             teacher["temperature"], teacher["weight"])
+                if not torch.isfinite(loss):
+                    # Stop before the step: nothing non-finite reaches the weights, and the last checkpoint written
+                    # (after the previous epoch) stays the run's resume point.
+                    bar.close()
+                    raise AmcpruneError(
+                        f"training diverged: the loss is {float(loss.detach())} at batch {seen // cfg.batch_size + 1} of epoch "
+                        f"{self.epoch + 1}; stopped, the last checkpoint is kept (try a lower learning rate)"
+                    )
+                loss.backward()
+                opt.step()
+                if self.per_batch_schedule:
+                    self.scheduler.step()
+                b = yb.shape[0]
+                with torch.no_grad():
+                    loss_sum += loss.detach() * b
+                    correct += (logits.detach().argmax(dim=1) == yb).sum()
+                seen += b
+                if not self.quiet:
+                    bar.update(1)
+                    now = time.perf_counter()
+                    if now - last_post > 0.5:
+                        last_post = now
+                        bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.4f}",
+                                        sps=f"{seen / (now - t0):.0f}", refresh=False)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - t0
