@@ -142,7 +142,7 @@ class TrialConfig(YamlConfig):
             "arch": spec["arch"],
             "bits": spec["weight_bits"] if spec["weight_bits"] == spec["act_bits"] else f"{spec['weight_bits']}/{spec['act_bits']}",
             "method": self.recipe or ",".join(dict.fromkeys(stage.kind for stage in prune.stages)),
-            "criterion": ",".join(dict.fromkeys(str(stage.criterion_name) for stage in prune.stages)),
+            "criterion": ",".join(dict.fromkeys(s.criterion_name for s in prune.stages if s.criterion_name)),
             "seed": self.train_config().seed,
         }
 

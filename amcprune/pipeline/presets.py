@@ -20,21 +20,22 @@ DEMO_PRESETS: dict[str, dict[str, Any]] = {
     # 8 epochs at batch 128 on SNR >= 0 dB (the test split stays whole), then FMP judged on 20 % of the training
     # frames (4,224: a standard error of 0.8 points, well inside the 3-point criterion), each iteration
     # fine-tuned from a fresh optimizer at 0.3 x the train rate decayed to zero over its epochs, p 0.3
-    # halved down to 0.075, at most 12 prunes, the cost scored at every record.
+    # halved down to 0.075, at most 12 prunes, then per-layer bit lowering (the fmp-bits recipe) for at most 8
+    # steps, the cost scored at every record.
     "quick": {
         "name": "demo-quick",
         "data": {"synth": "quick", "synth_workers": 2},
         "arch": "vgg10",
         "bits": 4,
-        "method": "fmp",
-        "criterion": "global",
+        "recipe": "fmp-bits",
         "seed": 0,
         "device": "auto",
         "model": {"conv_filters": 16, "dense_width": 64},
         "train": {"epochs": 8, "batch_size": 128, "lr": 0.01, "scheduler": "cosine-restarts", "t0": 8,
                   "train_snr_min": 0, "val_fraction": 0.2, "eval_batch_size": 2048},
+        # max_iterations: at most 12 prunes (fmp), then at most 8 bit steps
         "prune": {"max_drop": 0.03, "judge_on": "val", "p": 0.3, "divisor": 2, "p_min": 0.075, "max_epochs": 1,
-                  "max_iterations": 12, "finetune": "cosine", "finetune_lr_scale": 0.3, "judge_at": "end",
+                  "max_iterations": [12, 8], "finetune": "cosine", "finetune_lr_scale": 0.3, "judge_at": "end",
                   "cost": True},
         "verify_frames": 32,
     },
