@@ -104,6 +104,8 @@ def run_one(dense: tuple[str, Path, Path], recipe: str, args: argparse.Namespace
     budget = shlex.split(args.budget) if any(k in MAGNITUDE_KINDS for k in recipe_kinds(name)) else []
     wall = None
     if not (out / "summary.json").is_file():
+        if args.no_run:
+            return [{"trial": trial, "recipe": recipe, "error": "not run (--no-run)"}]
         cmd = amcprune("prune", "--from", str(train), "--data", str(data), "--out", str(out), "--force",
                        "--recipe", name, *budget, *shlex.split(extra), *shlex.split(args.criterion),
                        "--threads", str(args.threads), "--quiet")
@@ -195,6 +197,7 @@ def main() -> int:
     ap.add_argument("--budget", default=DEFAULT_BUDGET, help="options of every magnitude stage")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    ap.add_argument("--no-run", action="store_true", help="report the finished runs only; start nothing")
     ap.add_argument("--plot", type=Path, default=None, help="Pareto plot (default OUT/pareto.png)")
     ap.add_argument("--json", type=Path, default=None, help="rows as JSON (default OUT/rows.json)")
     args = ap.parse_args()
