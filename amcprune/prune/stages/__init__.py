@@ -7,6 +7,7 @@ from amcprune.prune.stages.decay import DecayStage, DecayThreshold
 from amcprune.prune.stages.gradual import GradualPruning, GradualStage
 from amcprune.prune.stages.magnitude import MagnitudePruning, MagnitudeStage
 
-__all__ = ["AllocateStage", "Allocation", "BitLowering", "BitsStage", "DecayStage", "DecayThreshold", "GradualPruning", "GradualStage",
+__all__ = ["AllocateStage", "Allocation", "BitLowering", "BitsStage", "DecayStage", "DecayThreshold", "GradualPruning",
+           "GradualStage",
            "MagnitudePruning", "MagnitudeStage", "StageKind", "StageSpec", "parse_stage", "register_stage_kind",
            "stage_kind", "stage_kinds"]

@@ -27,13 +27,13 @@ from pydantic import Field, field_validator, model_validator
 
 from amcprune.prune.criteria import (check_selection, layer_aliases, prunable_layers, prune_model, remaining_weights,
                                      resolve_layers)
-from amcprune.prune.stages.base import StageKind, StageSpec, register_stage_kind
+from amcprune.prune.stages.base import FinetuneRate, StageKind, StageSpec, register_stage_kind
 
 if TYPE_CHECKING:
     from amcprune.prune.engine import PruneRun
 
 
-class AllocateStage(StageSpec):
+class AllocateStage(FinetuneRate, StageSpec):
     """Per-layer sparsities chosen to meet a score budget at the least estimated accuracy cost."""
 
     kind: Literal["allocate"]
@@ -47,8 +47,6 @@ class AllocateStage(StageSpec):
     max_epochs: int = Field(1, ge=1, description="fine-tuning epochs per iteration")
     max_iterations: int | None = Field(None, ge=0, description="most allocations in the stage")
     finetune: Literal["cosine", "constant"] = "cosine"
-    finetune_lr: float | None = Field(None, gt=0, description="fine-tuning rate (default finetune_lr_scale x train lr)")
-    finetune_lr_scale: float = Field(0.3, gt=0, le=1, description="fine-tuning rate as a fraction of the train lr")
 
     @field_validator("levels")
     @classmethod
@@ -153,8 +151,8 @@ class Allocation(StageKind):
                 return
             prune_model(run.model, "layer", 0.0, layer_rates=plan, spec=run.spec)
             run.st.ps = [*run.st.ps, state["cut"]]
-            lr = spec.finetune_lr if spec.finetune_lr is not None else spec.finetune_lr_scale * run.train_config.lr
-            run.trainer.start_finetune(lr=lr, epochs=spec.max_epochs, schedule=spec.finetune)
+            run.trainer.start_finetune(lr=spec.finetune_lr_for(run.train_config.lr), epochs=spec.max_epochs,
+                                       schedule=spec.finetune)
             state.update(iteration=state["iteration"] + 1, plan=plan)
         state["epoch"] += 1
         run.st.kind_state = state

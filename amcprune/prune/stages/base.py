@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from amcprune.errors import AmcpruneError
 from amcprune.utils.config import validation_message
@@ -40,6 +40,19 @@ class StageSpec(BaseModel):
 
     def describe(self) -> str:
         return self.kind
+
+
+class FinetuneRate(BaseModel):
+    """The fine-tuning rate of a stage: given, or a fraction of the dense run's train rate (shared by every kind
+    that fine-tunes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    finetune_lr: float | None = Field(None, gt=0, description="fine-tuning rate (default finetune_lr_scale x train lr)")
+    finetune_lr_scale: float = Field(0.3, gt=0, le=1, description="fine-tuning rate as a fraction of the train lr")
+
+    def finetune_lr_for(self, train_lr: float) -> float:
+        return self.finetune_lr if self.finetune_lr is not None else self.finetune_lr_scale * train_lr
 
 
 class StageKind:

@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 
 from amcprune.errors import AmcpruneError
 from amcprune.models.spec import layer_bit_names, validate_spec
-from amcprune.prune.stages.base import StageKind, StageSpec, register_stage_kind
+from amcprune.prune.stages.base import FinetuneRate, StageKind, StageSpec, register_stage_kind
 
 if TYPE_CHECKING:
     from amcprune.prune.engine import PruneRun
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 INPUT_LAYER = "input"  # the input quantizer, whose width is the spec's input_bits
 
 
-class BitsStage(StageSpec):
+class BitsStage(FinetuneRate, StageSpec):
     """Lower per-layer bit widths one step at a time under the run's criterion."""
 
     kind: Literal["bits"]
@@ -43,8 +43,6 @@ class BitsStage(StageSpec):
     max_epochs: int = Field(1, ge=1, description="fine-tuning epochs after each step")
     max_iterations: int | None = Field(None, ge=0, description="most steps tried (kept or rolled back)")
     finetune: Literal["cosine", "constant"] = "cosine"
-    finetune_lr: float | None = Field(None, gt=0, description="fine-tuning rate (default finetune_lr_scale x train lr)")
-    finetune_lr_scale: float = Field(0.3, gt=0, le=1, description="fine-tuning rate as a fraction of the train lr")
 
     @field_validator("ladder")
     @classmethod
@@ -129,7 +127,8 @@ class BitLowering(StageKind):
             return
         run.keep_met(acc, epochs=0, p_applied=None, reason="start")
         score = run.measure()["score"]
-        steps = [self._estimate(run, spec, layer, key, acc, score) for layer, key in candidate_quantizers(run.spec, spec)]
+        steps = [self._estimate(run, spec, layer, key, acc, score)
+                 for layer, key in candidate_quantizers(run.spec, spec)]
         state = dict(run.st.kind_state)
         state["queue"] = _ordered([s for s in steps if s is not None])
         state["base_acc"], state["base_score"] = acc, score
@@ -148,8 +147,8 @@ class BitLowering(StageKind):
             step, *rest = state["queue"]
             state.update(queue=rest, current=step, epoch=0, iteration=state["iteration"] + 1)
             run.set_spec(with_width(run.spec, step["layer"], step["key"], step["to"]))
-            lr = spec.finetune_lr if spec.finetune_lr is not None else spec.finetune_lr_scale * run.train_config.lr
-            run.trainer.start_finetune(lr=lr, epochs=spec.max_epochs, schedule=spec.finetune)
+            run.trainer.start_finetune(lr=spec.finetune_lr_for(run.train_config.lr), epochs=spec.max_epochs,
+                                       schedule=spec.finetune)
         step = state["current"]
         state["epoch"] += 1
         run.st.kind_state = state

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from amcprune.prune.criteria import check_selection, prunable_layers, prune_below
-from amcprune.prune.stages.base import StageKind, StageSpec, register_stage_kind
+from amcprune.prune.stages.base import FinetuneRate, StageKind, StageSpec, register_stage_kind
 
 if TYPE_CHECKING:
     from amcprune.prune.engine import PruneRun
 
 
-class DecayStage(StageSpec):
+class DecayStage(FinetuneRate, StageSpec):
     """Rounds of weight decay, then zeroing the weights below a threshold, then fine-tuning."""
 
     kind: Literal["decay"]
@@ -32,9 +32,6 @@ class DecayStage(StageSpec):
     decay_epochs: int = Field(2, ge=0, description="epochs with decay before each threshold")
     finetune_epochs: int = Field(1, ge=1, description="epochs without decay after each threshold")
     exclude: list[str] = Field(default_factory=list, description="layers never pruned (name, conv3, last, glob)")
-    finetune_lr: float | None = Field(None, gt=0, description="rate of each round (default finetune_lr_scale x "
-                                                               "train lr), cosine to zero over the round")
-    finetune_lr_scale: float = Field(0.3, gt=0, le=1, description="round rate as a fraction of the train lr")
 
     @field_validator("thresholds")
     @classmethod
@@ -106,8 +103,8 @@ class DecayThreshold(StageKind):
                 run.end_stage(reason="rounds-done", current_is_result=True)
                 return
             state["round"] += 1
-            lr = spec.finetune_lr if spec.finetune_lr is not None else spec.finetune_lr_scale * run.train_config.lr
-            run.trainer.start_finetune(lr=lr, epochs=spec.round_epochs, schedule="cosine")
+            run.trainer.start_finetune(lr=spec.finetune_lr_for(run.train_config.lr), epochs=spec.round_epochs,
+                                       schedule="cosine")
         state["epoch"] += 1
         threshold = spec.thresholds[state["round"] - 1]
         decaying = state["epoch"] <= spec.decay_epochs
@@ -117,7 +114,8 @@ class DecayThreshold(StageKind):
         hooks = _WeightDecayHooks(run.model, spec.weight_decay if decaying else 0.0)
         try:
             acc = run.train_epoch(iteration=state["round"], epoch=state["epoch"], p=None,
-                                  desc=f"decay round {state['round']} ({'decay' if decaying else f'threshold {threshold:g}'})")
+                                  desc=f"decay round {state['round']} "
+                                       f"({'decay' if decaying else f'threshold {threshold:g}'})")
         finally:
             hooks.close()
         if state["epoch"] < spec.round_epochs:

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from amcprune.prune.criteria import canonical_criterion, check_selection, mask_summary, prune_model
-from amcprune.prune.stages.base import StageKind, StageSpec, register_stage_kind
+from amcprune.prune.stages.base import FinetuneRate, StageKind, StageSpec, register_stage_kind
 
 if TYPE_CHECKING:
     from amcprune.prune.engine import PruneRun
 
 
-class GradualStage(StageSpec):
+class GradualStage(FinetuneRate, StageSpec):
     """Prune to ``final_sparsity`` along a cubic ramp over ``ramp_epochs``, then recover."""
 
     kind: Literal["gmp"]
@@ -33,9 +33,6 @@ class GradualStage(StageSpec):
     ramp_epochs: int = Field(8, ge=1, description="epochs over which sparsity rises (pruned before each)")
     recover_epochs: int = Field(2, ge=0, description="epochs at the final sparsity after the ramp")
     exclude: list[str] = Field(default_factory=list, description="layers never pruned (name, conv3, last, glob)")
-    finetune_lr: float | None = Field(None, gt=0, description="rate at the stage's start (default finetune_lr_scale x "
-                                                               "train lr), cosine to zero over the stage")
-    finetune_lr_scale: float = Field(0.3, gt=0, le=1, description="start rate as a fraction of the train lr")
 
     @field_validator("criterion")
     @classmethod
@@ -81,8 +78,8 @@ class GradualPruning(StageKind):
         run.st.kind_state = {"epoch": 0, "start_sparsity": sparsity_of(run.model), "p": None}
         if run.meets(acc):
             run.keep_met(acc, epochs=0, p_applied=None, reason="start")
-        lr = spec.finetune_lr if spec.finetune_lr is not None else spec.finetune_lr_scale * run.train_config.lr
-        run.trainer.start_finetune(lr=lr, epochs=spec.epochs, schedule="cosine")
+        run.trainer.start_finetune(lr=spec.finetune_lr_for(run.train_config.lr), epochs=spec.epochs,
+                                   schedule="cosine")
 
     def step(self, run: "PruneRun", spec: GradualStage) -> None:
         state = dict(run.st.kind_state)

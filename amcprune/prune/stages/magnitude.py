@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from amcprune.outputs import WORK_DIR
 from amcprune.prune.criteria import canonical_criterion, check_selection, prune_model
 from amcprune.prune.schedule import PRUNE, REWIND, STOP, TRAIN, Decision, ScheduleState, StageSettings, decide, initial_state
 from amcprune.prune.shrink import check_structured, shrink_with_spec
-from amcprune.prune.stages.base import StageKind, StageSpec, register_stage_kind
+from amcprune.prune.stages.base import FinetuneRate, StageKind, StageSpec, register_stage_kind
 
 if TYPE_CHECKING:
     from amcprune.prune.engine import PruneRun
@@ -25,7 +25,7 @@ P_MIN_UNSTRUCTURED = 0.05
 P_MIN_STRUCTURED = 0.01
 
 
-class MagnitudeOptions(BaseModel):
+class MagnitudeOptions(FinetuneRate):
     """The settings of a magnitude-pruning stage that are one value per stage: also the flat shorthand's
     (:class:`~amcprune.prune.config.PruneConfig`), which applies each of them to every stage it builds."""
 
@@ -44,8 +44,6 @@ class MagnitudeOptions(BaseModel):
         description="each iteration's fine-tuning: a fresh optimizer at finetune_lr decaying to zero over max_epochs "
         "(cosine, per batch) or held (constant); 'train' keeps the dense run's optimizer and scheduler (2021 scripts)",
     )
-    finetune_lr: float | None = Field(None, gt=0, description="fine-tuning rate (default finetune_lr_scale x train lr)")
-    finetune_lr_scale: float = Field(0.3, gt=0, le=1, description="fine-tuning rate as a fraction of the train lr")
     lr_rewind: bool | None = Field(
         None, description="finetune 'train' only: fresh optimizer/scheduler after every prune (default: imp-converge "
         "yes, imp/fmp no)"
@@ -109,9 +107,6 @@ class MagnitudeStage(MagnitudeOptions, StageSpec):
     def describe(self) -> str:
         ranking = "" if self.importance == "l1" else f" ranked by magnitude / cost^{self.cost_power:g}"
         return f"{self.kind} with {self.criterion} pruning{ranking}, p {self.p}, p_min {self.resolved_p_min}"
-
-    def finetune_lr_for(self, train_lr: float) -> float:
-        return self.finetune_lr if self.finetune_lr is not None else self.finetune_lr_scale * train_lr
 
     def lr_rewind_for(self) -> bool:
         return self.lr_rewind if self.lr_rewind is not None else self.kind == "imp-converge"
