@@ -285,7 +285,8 @@ class PruneRun:
         """A new model for ``spec`` holding the current model's weights, masks and learned scales (a candidate to
         judge or score without touching the run's model)."""
         state = model_state(self.model)
-        model = self._build(validate_spec(spec, "new model spec"), state["model"], state["masks"] or None, "new model spec")
+        where = "new model spec"
+        model = self._build(validate_spec(spec, where), state["model"], state["masks"] or None, where)
         return model.eval() if eval_mode else model
 
     def _build(self, spec: Any, state: dict[str, Any], masks: dict[str, Any] | None, where: str) -> nn.Module:

@@ -25,8 +25,8 @@ recipes shipped in ``amcprune/prune/recipes/*.yaml`` (``imp-2021``, ``fmp-2021``
 from __future__ import annotations
 
 import copy
-import typing
 import os
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
