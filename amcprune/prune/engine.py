@@ -388,6 +388,14 @@ class PruneRun:
             self._teacher = torch.cat(outputs)
         return self._teacher
 
+    def kept_score(self) -> float:
+        """The score of the current model, which is the stage's last kept one: as recorded when it was kept (the
+        recipe scores every record), else measured now."""
+        rw = self.st.rewind
+        if rw is not None and rw.stats.get("score") is not None:
+            return float(rw.stats["score"])
+        return float(self.measurer.score(self.model)["score"])
+
     def weight_costs(self) -> dict[str, float]:
         """What one remaining weight of each prunable layer adds to the score (from the measurer)."""
         return self.measurer.weight_costs(self.model)

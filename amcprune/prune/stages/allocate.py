@@ -175,9 +175,7 @@ class Allocation(StageKind):
     def _plan(self, run: "PruneRun", spec: AllocateStage, cut: float) -> dict[str, float] | None:
         """Per-layer levels that save ``cut`` of the current score at the least estimated accuracy cost."""
         rw = run.st.rewind
-        score = rw.stats.get("score") if rw is not None else None
-        if score is None:
-            score = run.measurer.score(run.model)["score"]
+        score = run.kept_score()
         acc = rw.criterion_acc if rw is not None else run.judge()
         costs = run.weight_costs()
         names = [n for n, _ in prunable_layers(run.model)]

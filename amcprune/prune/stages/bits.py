@@ -121,17 +121,16 @@ class BitLowering(StageKind):
 
     # --- the two entry points ------------------------------------------------------------------
     def start(self, run: "PruneRun", spec: BitsStage, acc: float) -> None:
-        run.st.kind_state = {"iteration": 0, "queue": [], "frozen": [], "current": None, "epoch": 0}
+        run.st.kind_state = {"iteration": 0, "queue": [], "current": None, "epoch": 0}
         if not run.meets(acc):
             run.end_stage(reason="start-not-met", current_is_result=False)
             return
         run.keep_met(acc, epochs=0, p_applied=None, reason="start")
-        score = run.measure()["score"]
+        score = run.kept_score()
         steps = [self._estimate(run, spec, layer, key, acc, score)
                  for layer, key in candidate_quantizers(run.spec, spec)]
         state = dict(run.st.kind_state)
         state["queue"] = _ordered([s for s in steps if s is not None])
-        state["base_acc"], state["base_score"] = acc, score
         run.st.kind_state = state
         run.say("bits: steps in order: " + ", ".join(f"{step_text(s)} (saves {s['saving']:.2e}, costs "
                                                       f"{s['drop'] * 100:.2f} pt)" for s in state["queue"][:8])
@@ -160,19 +159,18 @@ class BitLowering(StageKind):
         state["current"] = None
         if run.meets(acc):
             run.keep_met(acc, epochs=state["epoch"], p_applied=None, reason=step_text(step))
-            following = self._estimate(run, spec, step["layer"], step["key"], acc, run.st.rewind.stats.get("score"))
+            following = self._estimate(run, spec, step["layer"], step["key"], acc, run.kept_score())
             if following is not None:
                 state["queue"] = _ordered([*state["queue"], following])
         else:
             run.record_failed(acc, epochs=state["epoch"], reason=f"{step_text(step)} rolled back")
             run.st.kind_state = state
-            run.rewind(p_applied=None)
-            state["frozen"] = [*state["frozen"], f"{step['layer']}:{step['key']}"]
+            run.rewind(p_applied=None)  # no next step is queued: this quantizer is lowered no further
         run.st.kind_state = state
 
     # --- ranking -------------------------------------------------------------------------------
     def _estimate(self, run: "PruneRun", spec: BitsStage, layer: str, key: str, acc: float,
-                  score: float | None) -> dict[str, Any] | None:
+                  score: float) -> dict[str, Any] | None:
         """The next step of one quantizer, tried on a copy of the model: the score it saves and the criterion
         accuracy it costs before any fine-tuning (None when the quantizer is at the bottom of its ladder)."""
         current = width_of(run.spec, layer, key)
@@ -182,7 +180,7 @@ class BitLowering(StageKind):
         candidate = run.model_for(with_width(run.spec, layer, key, to))
         new_score = run.measurer.score(candidate)["score"]
         drop = acc - run.judge_model(candidate)
-        saving = (score - new_score) if score is not None else 0.0
+        saving = score - new_score
         floor = 1.0 / max(run.judged_frames, 1)
         return {"layer": layer, "key": key, "from": current, "to": to, "saving": saving, "drop": drop,
                 "priority": saving / max(drop, floor)}
