@@ -484,6 +484,15 @@ class PruneRun:
                     checkpoint=saved.path, reason=reason)
         return saved
 
+    def keep_start(self, acc: float) -> bool:
+        """For kinds that only go on from a model that meets the criterion: keep the stage's starting model as its
+        first rewind point, or end the stage when it does not meet the criterion. Returns whether to go on."""
+        if not self.meets(acc):
+            self.end_stage(reason="start-not-met", current_is_result=False)
+            return False
+        self.keep_met(acc, epochs=0, p_applied=None, reason="start")
+        return True
+
     def record_failed(self, acc: float, *, epochs: int, reason: str) -> None:
         test_acc = self.test_acc(acc)
         self.record("failed", met=False, acc=acc, test_acc=test_acc, stats=self.measure(), epochs=epochs,

@@ -127,10 +127,7 @@ class Allocation(StageKind):
 
     def start(self, run: "PruneRun", spec: AllocateStage, acc: float) -> None:
         run.st.kind_state = {"iteration": 0, "cut": spec.cut, "epoch": 0, "plan": None}
-        if not run.meets(acc):
-            run.end_stage(reason="start-not-met", current_is_result=False)
-            return
-        run.keep_met(acc, epochs=0, p_applied=None, reason="start")
+        run.keep_start(acc)
 
     def step(self, run: "PruneRun", spec: AllocateStage) -> None:
         state = dict(run.st.kind_state)

@@ -122,10 +122,8 @@ class BitLowering(StageKind):
     # --- the two entry points ------------------------------------------------------------------
     def start(self, run: "PruneRun", spec: BitsStage, acc: float) -> None:
         run.st.kind_state = {"iteration": 0, "queue": [], "current": None, "epoch": 0}
-        if not run.meets(acc):
-            run.end_stage(reason="start-not-met", current_is_result=False)
+        if not run.keep_start(acc):
             return
-        run.keep_met(acc, epochs=0, p_applied=None, reason="start")
         score = run.kept_score()
         steps = [self._estimate(run, spec, layer, key, acc, score)
                  for layer, key in candidate_quantizers(run.spec, spec)]

@@ -91,10 +91,7 @@ class DecayThreshold(StageKind):
 
     def start(self, run: "PruneRun", spec: DecayStage, acc: float) -> None:
         run.st.kind_state = {"round": 0, "epoch": 0}
-        if not run.meets(acc):
-            run.end_stage(reason="start-not-met", current_is_result=False)
-            return
-        run.keep_met(acc, epochs=0, p_applied=None, reason="start")
+        run.keep_start(acc)
 
     def step(self, run: "PruneRun", spec: DecayStage) -> None:
         state = dict(run.st.kind_state)
