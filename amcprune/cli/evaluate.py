@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split", help="test | val | all"),
         out: Optional[Path] = typer.Option(None, "--out", help="Write eval.json and PNG plots here."),
         snr: Optional[List[int]] = typer.Option(None, "--snr", help="SNR (dB) for an extra confusion matrix; repeatable."),
-        batch_size: int = typer.Option(4096, "--batch-size"),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Frames per batch (default: 256 on a CPU, 4096 on a GPU)."),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
         limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate a seeded random subset of N frames."),
         force: bool = typer.Option(False, "--force", help="Replace an evaluation already in --out."),

@@ -10,6 +10,10 @@ import typer
 
 from amcprune.errors import AmcpruneError
 
+# The named recipes, read from the package's files without importing the prune package (torch, Brevitas):
+# the help text must not go stale when a recipe is added.
+_RECIPE_NAMES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "prune" / "recipes").glob("*.yaml"))
+
 
 def _floats(text: str | None, what: str) -> list[float] | None:
     if text is None:
@@ -104,7 +108,7 @@ def register(app: typer.Typer) -> None:
                                                      "[default: on for imp-converge, off otherwise]."
         ),
         recipe: Optional[str] = typer.Option(
-            None, "--recipe", help="Recipe to run: a YAML file or a named recipe (imp-2021, fmp-2021, fmp, imp); "
+            None, "--recipe", help=f"Recipe to run: a YAML file or a named recipe ({', '.join(_RECIPE_NAMES)}); "
                                    "options given here override it in every stage. [default: the options alone]"
         ),
         settings: Optional[str] = typer.Option(None, "--settings", help="The same as --recipe (older name)."),

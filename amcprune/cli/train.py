@@ -97,6 +97,7 @@ def register(app: typer.Typer) -> None:
         device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N"),
         threads: Optional[int] = typer.Option(None, "--threads", help="torch.set_num_threads for CPU training."),
         fast_quant: Optional[bool] = typer.Option(None, "--fast-quant/--no-fast-quant", help="Fused fake-quantization fast path for training steps (default on; Brevitas' values and gradients; eval and export always run Brevitas)."),
+        fast_eval: Optional[bool] = typer.Option(None, "--fast-eval/--no-fast-eval", help="Evaluate under Brevitas' quant_inference_mode (default on; the same logits bit for bit)."),
         eval_test: bool = typer.Option(False, "--eval-test", help="Also record test accuracy after every epoch."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
         force: bool = typer.Option(False, "--force", help="Delete an existing run in --out and start over."),
@@ -116,6 +117,7 @@ def register(app: typer.Typer) -> None:
             "epochs": epochs, "batch_size": batch_size, "lr": lr, "scheduler": scheduler, "patience": patience,
             "seed": seed, "train_snr_min": train_snr_min, "train_snr_max": train_snr_max,
             "val_fraction": val_fraction, "device": device, "threads": threads, "fast_quant": fast_quant,
+            "fast_eval": fast_eval,
         }
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if eval_test:

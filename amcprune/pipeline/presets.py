@@ -32,7 +32,7 @@ DEMO_PRESETS: dict[str, dict[str, Any]] = {
         "device": "auto",
         "model": {"conv_filters": 16, "dense_width": 64},
         "train": {"epochs": 8, "batch_size": 128, "lr": 0.01, "scheduler": "cosine-restarts", "t0": 8,
-                  "train_snr_min": 0, "val_fraction": 0.2, "eval_batch_size": 2048},
+                  "train_snr_min": 0, "val_fraction": 0.2},
         # max_iterations: at most 12 prunes (fmp), then at most 8 bit steps
         "prune": {"max_drop": 0.03, "judge_on": "val", "p": 0.3, "divisor": 2, "p_min": 0.075, "max_epochs": 1,
                   "max_iterations": [12, 8], "finetune": "cosine", "finetune_lr_scale": 0.3, "judge_at": "end",

@@ -50,6 +50,7 @@ from amcprune.prune.stages import StageSpec, stage_kind
 from amcprune.train.config import TrainConfig
 from amcprune.train.data import load_data
 from amcprune.train.evaluate import evaluate_model
+from amcprune.train.fasteval import fast_eval
 from amcprune.train.trainer import Trainer
 from amcprune.utils.atomic import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from amcprune.utils.checkpoint import load_checkpoint, load_model_state, model_state, save_checkpoint
@@ -318,7 +319,8 @@ class PruneRun:
     def judge_model(self, model: nn.Module) -> float:
         """Another model's accuracy on the criterion's split (e.g. a candidate a stage ranks before trying it)."""
         return float(evaluate_model(model, self.data, split=self.recipe.judge_on,
-                                    batch_size=self.train_config.eval_batch_size).accuracy)
+                                    batch_size=self.train_config.eval_batch_for(self.device),
+                                    fast=self.train_config.fast_eval).accuracy)
 
     def meets(self, acc: float) -> bool:
         return acc >= self.st.threshold
@@ -381,8 +383,8 @@ class PruneRun:
             load_model_state(teacher, ckpt["model"], ckpt.get("masks") or None)
             teacher.to(self.device).eval()
             outputs = []
-            with torch.no_grad():
-                for xb, _, _ in self.data.batches("train", self.train_config.eval_batch_size):
+            with torch.no_grad(), fast_eval(teacher, enabled=self.train_config.fast_eval):
+                for xb, _, _ in self.data.batches("train", self.train_config.eval_batch_for(self.device)):
                     out = teacher(xb)
                     outputs.append((out.value if hasattr(out, "value") else out).float().cpu())
             self._teacher = torch.cat(outputs)

@@ -33,7 +33,9 @@ class TrainConfig(YamlConfig):
     plateau_patience: int = Field(2, ge=0)
     epochs: int = Field(20, ge=0)
     batch_size: int = Field(1024, ge=1)
-    eval_batch_size: int = Field(4096, ge=1)
+    eval_batch_size: int | None = Field(
+        None, ge=1, description="frames per evaluation batch; None: 256 on a CPU, 4096 on a GPU (on a CPU, batches "
+        "of 256 stay in cache: an evaluation took a quarter of the time it took in batches of 2048)")
     patience: int | None = Field(None, ge=1, description="early stopping: epochs without a better val accuracy")
     seed: int = 0
     train_snr_min: int | None = None
@@ -45,7 +47,14 @@ class TrainConfig(YamlConfig):
     fast_quant: bool = Field(
         True, description="training steps use the fused fake-quantization fast path (amcprune.train.fastquant): "
         "Brevitas' forward values and gradients, several times less work; evaluation and export always run Brevitas")
+    fast_eval: bool = Field(
+        True, description="evaluation runs under Brevitas' quant_inference_mode with cached quantized weights "
+        "(amcprune.train.fasteval): the same logits bit for bit, several times faster on a CPU")
     quiet: bool = False
+
+    def eval_batch_for(self, device: str | torch.device) -> int:
+        """``eval_batch_size``, or the default for ``device``'s type."""
+        return self.eval_batch_size if self.eval_batch_size is not None else default_eval_batch_size(device)
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
@@ -53,6 +62,12 @@ class TrainConfig(YamlConfig):
             raise ValueError(f"train_snr_min ({self.train_snr_min}) > train_snr_max ({self.train_snr_max})")
         return self
 
+
+
+def default_eval_batch_size(device: str | torch.device) -> int:
+    """Frames per evaluation batch when none is given: 256 on a CPU (the activations of a batch stay in cache;
+    measured on the demo's VGG10: about a quarter of the time of batches of 2048), 4096 on a GPU."""
+    return 256 if torch.device(device).type == "cpu" else 4096
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

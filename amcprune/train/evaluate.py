@@ -22,8 +22,9 @@ from amcprune.data import radioml
 from amcprune.data.classes import CLASSES
 from amcprune.errors import AmcpruneError
 from amcprune.models import load_model
-from amcprune.train.config import TrainConfig, resolve_device
+from amcprune.train.config import TrainConfig, default_eval_batch_size, resolve_device
 from amcprune.train.data import InMemoryData, to_model_layout
+from amcprune.train.fasteval import fast_eval
 from amcprune.utils.atomic import write_json_atomic
 
 DEFAULT_CONFUSION_SNRS = (-10, 0, 10, 30)
@@ -182,11 +183,15 @@ def _logits(out: Any) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
-    """Run ``model`` over ``(x, y, snr)`` batches; returns (preds, labels, snrs, mean loss) on the CPU."""
+def predict_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                    fast: bool = True):
+    """Run ``model`` over ``(x, y, snr)`` batches; returns (preds, labels, snrs, mean loss) on the CPU.
+
+    ``fast``: under Brevitas' ``quant_inference_mode`` (:func:`amcprune.train.fasteval.fast_eval`), the same
+    logits bit for bit."""
     preds, labels, snrs = [], [], []
     loss_sum, n = 0.0, 0
-    with eval_mode(model), torch.inference_mode():
+    with eval_mode(model), torch.inference_mode(), fast_eval(model, enabled=fast):
         for xb, yb, sb in batches:
             logits = _logits(model(xb))
             loss_sum += float(F.cross_entropy(logits.float(), yb, reduction="sum"))
@@ -208,17 +213,19 @@ def evaluate_model(
     class_names: Sequence[str] | None = None,
     *,
     split: str = "test",
-    batch_size: int = 4096,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
     confusion_snrs: Iterable[int] | None = None,
+    fast: bool = True,
 ) -> EvalResult:
     """Evaluate ``model`` on an ``InMemoryData`` split (``data`` with ``split``) or on frames.
 
     Frames: ``data`` (n, 1024, 2) or (n, 2, 1024) float array/tensor with ``labels`` (n,) and ``snrs`` (n,).
+    ``fast`` (default): Brevitas' ``quant_inference_mode``, the same predictions several times faster.
     """
     if isinstance(data, InMemoryData):
         names = class_names or data.class_names
-        batches = data.batches(split, batch_size)
+        batches = data.batches(split, batch_size or default_eval_batch_size(data.device))
     else:
         if labels is None or snrs is None:
             raise AmcpruneError("evaluate_model on frames needs labels and snrs")
@@ -234,11 +241,12 @@ def evaluate_model(
             class_names = list(CLASSES)
         names = class_names
         dev = torch.device(device)
+        batch_size = batch_size or default_eval_batch_size(dev)
         batches = (
             (x[i : i + batch_size].to(dev), y[i : i + batch_size].to(dev), s[i : i + batch_size])
             for i in range(0, len(x), batch_size)
         )
-    preds, ys, ss, loss = predict_batches(model, batches)
+    preds, ys, ss, loss = predict_batches(model, batches, fast=fast)
     return result_from_predictions(preds, ys, ss, names, loss=loss, split=split, confusion_snrs=confusion_snrs)
 
 
@@ -284,7 +292,7 @@ def evaluate_checkpoint(
     out_dir: str | os.PathLike | None = None,
     confusion_snrs: Iterable[int] | None = None,
     device: str = "auto",
-    batch_size: int = 4096,
+    batch_size: int | None = None,
     limit: int | None = None,
     quiet: bool = False,
     warn=None,
@@ -298,7 +306,7 @@ def evaluate_checkpoint(
     frames. All of Y is checked (one-hot, consistent with the layout), as training does. An ``out_dir``
     that already holds an evaluation is refused unless ``overwrite``.
     """
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise AmcpruneError(f"--batch-size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:
         raise AmcpruneError(f"--limit must be at least 1 frame, got {limit}")

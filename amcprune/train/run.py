@@ -55,7 +55,7 @@ from amcprune.utils.checkpoint import (
 
 RUN_FILES = TRAIN_RUN_FILES
 # Train options that may differ when resuming (they do not change what is computed, or extend it).
-RESUME_MAY_CHANGE = {"epochs", "patience", "quiet", "device", "threads", "eval_batch_size", "eval_test_each_epoch"}
+RESUME_MAY_CHANGE = {"epochs", "patience", "quiet", "device", "threads", "eval_batch_size", "eval_test_each_epoch", "fast_eval"}
 
 
 def _spec_dict(spec: Any) -> dict[str, Any]:
@@ -290,7 +290,7 @@ def _summary(run_dir: Path, data: InMemoryData, spec: Any, metrics, best, config
         model = build_model(spec)
         load_model_state(model, ckpt["model"], ckpt.get("masks"))
         model.to(data.device)
-        res = evaluate_model(model, data, split="test", batch_size=config.eval_batch_size)
+        res = evaluate_model(model, data, split="test", batch_size=config.eval_batch_for(data.device), fast=config.fast_eval)
         summary["test_acc"] = res.accuracy
         summary["test_loss"] = res.loss
         summary["test_acc_per_snr"] = {str(k): v for k, v in res.acc_per_snr.items()}

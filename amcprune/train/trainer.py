@@ -278,7 +278,9 @@ class Trainer:
             raise AmcpruneError("no data to evaluate on")
         if split not in ("train", "val", "test"):
             raise AmcpruneError(f"unknown split {split!r} (train, val or test)")
-        return evaluate_model(self.model, self.data, split=split, batch_size=self.config.eval_batch_size, **kwargs)
+        kwargs.setdefault("fast", self.config.fast_eval)
+        return evaluate_model(self.model, self.data, split=split, batch_size=self.config.eval_batch_for(self.device),
+                              **kwargs)
 
     # --- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -138,3 +138,10 @@ def test_prune_cli_dumps_a_recipe_that_runs_as_the_options_did(files, capsys):
     assert code == 0 and [s["p"] for s in yaml.safe_load(stdout)["stages"]] == [0.1, 0.2]
     code, _, err = _run(capsys, *common, "--out", root / "both", "--recipe", recipe_file, "--config", recipe_file)
     assert code == 2 and "not both" in err
+
+
+def test_recipe_help_names_every_named_recipe():
+    from amcprune.cli.prune import _RECIPE_NAMES
+    from amcprune.prune.recipe import named_recipes
+
+    assert _RECIPE_NAMES == named_recipes()
