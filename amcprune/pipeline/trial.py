@@ -189,7 +189,8 @@ class _Trial:
         model, _, _ = load_model(source)
         model.to(self.data().device)
         tc = self.config.train_config()
-        result = evaluate_model(model, self.data(), split="test", batch_size=tc.eval_batch_for(self.data().device), fast=tc.fast_eval)
+        result = evaluate_model(model, self.data(), split="test", batch_size=tc.eval_batch_for(self.data().device),
+                                fast=tc.fast_eval)
         write_eval(result, out_dir, plots=self.config.eval_plots)
         return {"accuracy": result.accuracy, "n": result.n}
 
