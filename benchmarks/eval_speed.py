@@ -9,6 +9,11 @@ previous default), and whether the predictions are identical to that row's.
 
     python benchmarks/eval_speed.py --threads 2                             # demo VGG10, batches 2048 and 256
     python benchmarks/eval_speed.py --archs vgg10-16 vgg10-64 compact-winner --batches 2048 256 128
+    python benchmarks/eval_speed.py --from demo-out/prune/final.pt --data demo-out/data/synth-quick.h5
+
+``--from`` (a checkpoint or run directory) with ``--data`` times that trained model on the file's test split
+(``--frames`` of it) instead of the ``--archs`` models on random frames: a pruned model's masks and its learned
+scales are part of what evaluation costs.
 """
 
 from __future__ import annotations
@@ -56,20 +61,37 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=4224, help="frames per pass (the demo's validation split: 4,224)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--from", dest="source", type=Path, default=None, help="a trained checkpoint or run directory")
+    ap.add_argument("--data", type=Path, default=None, help="with --from: the RadioML-layout file (its test split)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     from amcprune.train.evaluate import predict_batches
 
-    g = torch.Generator().manual_seed(2)
-    x = torch.randn(args.frames, 2, 1024, generator=g) * 0.5
-    y = torch.randint(0, 24, (args.frames,), generator=g)
+    if args.source is not None:
+        from amcprune.data import radioml
+        from amcprune.train.data import InMemoryData
+        from amcprune.train.evaluate import load_trained
+
+        if args.data is None:
+            ap.error("--from needs --data")
+        trained, spec, _ = load_trained(args.source)
+        test = radioml.load_splits(args.data).test[: args.frames]
+        data = InMemoryData.from_file(args.data, {"test": test}, spec=spec, device="cpu", quiet=True)
+        x, y, _ = next(iter(data.batches("test", len(test))))  # one batch: the whole split, as float frames
+        models = [(str(args.source), trained.eval())]
+    else:
+        g = torch.Generator().manual_seed(2)
+        x = torch.randn(args.frames, 2, 1024, generator=g) * 0.5
+        y = torch.randint(0, 24, (args.frames,), generator=g)
+        models = [(name, None) for name in args.archs]
+    args.frames = len(x)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {args.frames} frames, "
           f"load average {os.getloadavg()[0]:.2f}")
-    print("| arch | mode | batch | s per pass | frames/s | x first row | same predictions |")
+    print("| model | mode | batch | s per pass | frames/s | x first row | same predictions |")
     print("|---|---|---|---|---|---|---|")
-    for name in args.archs:
-        model = _model(name)
+    for name, model in models:
+        model = model if model is not None else _model(name)
         runs = [(mode, b) for b in args.batches for mode in ("plain", "fast")]
         times: dict[tuple[str, int], list[float]] = {r: [] for r in runs}
         preds: dict[tuple[str, int], torch.Tensor] = {}
