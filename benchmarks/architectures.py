@@ -1,7 +1,8 @@
 """Architecture as a dimension of the benchmark: dense and pruned score and accuracy per architecture.
 
 Each (architecture, seed) is one demo trial (``amcprune demo --preset quick``: the same synthetic data, the same
-dense training recipe and the same FMP prune stage and accuracy criterion) with the model replaced, run as its
+dense training recipe, the same prune recipe (the demo's: FMP, then per-layer bit lowering) and accuracy
+criterion) with the model replaced, run as its
 own process. The script prints one row per run and, per architecture, the mean and min .. max over the seeds of
 the dense and pruned score (measured by the cost tool on the exported QONNX), test accuracy, measured
 compression and wall time.
@@ -13,7 +14,8 @@ compression and wall time.
 ``--costs`` only builds each architecture (seed 0 initialisation, at the trial's model spec) and prints what the
 cost tool bills for it, quantized and as a float model: seconds, no data.
 
-``--epochs`` and ``--max-iterations`` cut the demo's budgets (8 training epochs, at most 12 prunes) to 4 and 4 by
+``--epochs`` and ``--max-iterations`` cut the demo's budgets (8 training epochs, at most 12 prunes and 8 bit steps)
+to 4 epochs and at most 4 prunes and 4 bit steps by
 default, so that the default run fits a busy 2-core machine; 0 keeps the preset's (use that on a GPU machine).
 ``--archs`` takes names of ``ARCHS`` below (each is trial overrides: an architecture or model preset, its
 bits and widths); ``--criterion structured`` prunes whole channels and shrinks the model (the stage's default
@@ -127,7 +129,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads per trial")
     ap.add_argument("--set", dest="extra", action="append", default=[], help="extra trial override KEY=VALUE")
     ap.add_argument("--epochs", type=int, default=4, help="dense training epochs (0: the preset's)")
-    ap.add_argument("--max-iterations", type=int, default=4, help="most prunes per trial (0: the preset's)")
+    ap.add_argument("--max-iterations", type=int, default=4, help="most prunes, and most bit steps, per trial (0: the preset's)")
     ap.add_argument("--data", type=Path, default=None, help="an existing RadioML-layout file for every trial")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--costs", action="store_true", help="only print each architecture's untrained cost")
