@@ -82,43 +82,31 @@ DEFAULT_COMPACT_BLOCKS: list[dict[str, Any]] = [
     {"channels": 64, "kernel": 3, "stride": 2},  # -> 16
 ]
 
+# The 2021 winner's topology (BacalhauNet, docs/architectures.md): 5 depthwise-separable blocks, kernels
+# 27/21/15/9/9, strides 2/1/2/1/2, channels 24/24/48/48/48, residual where the stride is 1, global max
+# pooling, 6-bit weights and activations, 8-bit input. Unlike the original every MAC input is re-quantized
+# (the residual sums by ``block{i}.add``), so no layer is billed at 32 bits.
+_WINNER_BLOCKS: list[dict[str, Any]] = [
+    {"channels": 24, "kernel": 27, "stride": 2},
+    {"channels": 24, "kernel": 21, "stride": 1, "residual": True},
+    {"channels": 48, "kernel": 15, "stride": 2},
+    {"channels": 48, "kernel": 9, "stride": 1, "residual": True},
+    {"channels": 48, "kernel": 9, "stride": 2},
+]
+_WINNER = {"arch": "compact", "weight_bits": 6, "act_bits": 6, "input_bits": 8, "global_pool": "max"}
+
 # Named model presets: data for ``ModelSpec`` (``arch: <preset>`` in a spec, a trial config or ``--arch``
 # expands to these fields; explicit options such as ``--bits`` still apply on top).
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    # The 2021 winner's topology (BacalhauNet, docs/architectures.md): 5 depthwise-separable blocks, kernels
-    # 27/21/15/9/9, strides 2/1/2/1/2, channels 24/24/48/48/48, residual where the stride is 1, global max
-    # pooling, 6-bit weights and activations, 8-bit input. Unlike the original every MAC input is re-quantized
-    # (the residual sums by ``block{i}.add``), so no layer is billed at 32 bits.
-    "compact-winner": {
-        "arch": "compact",
-        "weight_bits": 6,
-        "act_bits": 6,
-        "input_bits": 8,
-        "global_pool": "max",
-        "blocks": [
-            {"channels": 24, "kernel": 27, "stride": 2},
-            {"channels": 24, "kernel": 21, "stride": 1, "residual": True},
-            {"channels": 48, "kernel": 15, "stride": 2},
-            {"channels": 48, "kernel": 9, "stride": 1, "residual": True},
-            {"channels": 48, "kernel": 9, "stride": 2},
-        ],
-    },
+    "compact-winner": {**_WINNER, "blocks": _WINNER_BLOCKS},
     # The same with a cheap stem: the first block pools its output by 2 (every later layer sees half the
-    # samples) and is narrower (16 channels), where most of the MACs are.
-    "compact-winner-stem": {
-        "arch": "compact",
-        "weight_bits": 6,
-        "act_bits": 6,
-        "input_bits": 8,
-        "global_pool": "max",
-        "blocks": [
-            {"channels": 16, "kernel": 27, "stride": 2, "pool": 2},
-            {"channels": 24, "kernel": 21, "stride": 1},
-            {"channels": 48, "kernel": 15, "stride": 2},
-            {"channels": 48, "kernel": 9, "stride": 1, "residual": True},
-            {"channels": 48, "kernel": 9, "stride": 2},
-        ],
-    },
+    # samples) and is narrower (16 channels), where most of the MACs are; block 1 then widens 16 -> 24 and
+    # cannot be residual.
+    "compact-winner-stem": {**_WINNER, "blocks": [
+        {**_WINNER_BLOCKS[0], "channels": 16, "pool": 2},
+        {**_WINNER_BLOCKS[1], "residual": False},
+        *_WINNER_BLOCKS[2:],
+    ]},
 }
 
 
